@@ -1,0 +1,234 @@
+//! The command tree: clap definitions only, one `///` sentence per flag (it becomes `--help`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Machine identity for MCP servers: profiles, Ed25519 service-account JWTs, an MCP server that
+/// verifies them, and a client that calls tools as them.
+#[derive(Debug, Parser)]
+#[command(name = "mcpgen", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Folder holding the profiles [default: ./generated; `demo` uses a temporary folder].
+    #[arg(long, global = true, env = "MCPGEN_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a profile: keypair, `default` primary token, server and client configuration.
+    Up(UpArgs),
+    /// List the profiles under the root.
+    List(ListArgs),
+    /// Create or replace one named service-account token.
+    #[command(name = "sa-token")]
+    SaToken(SaTokenArgs),
+    /// List a profile's service-account tokens.
+    #[command(name = "sa-tokens")]
+    SaTokens(SaTokensArgs),
+    /// Rotate the keypair and re-mint every token (all or nothing).
+    #[command(name = "remint-all")]
+    RemintAll(RemintAllArgs),
+    /// Remove a token and refuse it in `serve` until it would have expired.
+    #[command(name = "sa-revoke")]
+    SaRevoke(SaRevokeArgs),
+    /// Verify a token against the profile's keys and print its header and claims.
+    #[command(name = "sa-verify")]
+    SaVerify(SaVerifyArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Profile name (default: derived from the spec's title, else `demo`).
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// OpenAPI 3.0/3.1 document (JSON or YAML) whose operations become tools (default: a built-in
+    /// orders-and-products sample).
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Port the server listens on and the client calls.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Issuer (`iss`) of the profile's tokens.
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
+    /// Base URL of the REST API the tools call (default: the spec's servers[0], else mock mode).
+    #[arg(long, value_name = "URL")]
+    pub downstream: Option<String>,
+    /// Scopes of the `default` token (default: every scope the spec's tools need; for the
+    /// built-in sample, orders.read products.read).
+    #[arg(long, value_name = "SCOPE", num_args = 1..)]
+    pub scopes: Option<Vec<String>>,
+    /// Create the profile without service-account authentication (no keys, no tokens).
+    #[arg(long)]
+    pub no_sa: bool,
+    /// Replace an existing profile of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON: {"profiles": [...]}.
+    #[arg(long, conflicts_with = "profiles")]
+    pub json: bool,
+    /// Print the profile names only, one per line.
+    #[arg(long)]
+    pub profiles: bool,
+    /// Add the key id, spec, downstream and update time columns.
+    #[arg(long)]
+    pub wide: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaTokenArgs {
+    /// Profile name.
+    pub profile: String,
+    /// Unique token name; `default` is the profile's primary token created by `up`.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub name: String,
+    /// Space-separated scopes; replaces the token's scopes (give none to clear them).
+    #[arg(long, value_name = "SCOPE", num_args = 0..)]
+    pub scopes: Option<Vec<String>>,
+    /// Client identifier (`sub` and `client_id`); default `svc-<profile>` for `default`, else
+    /// the token name.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Validity in days (1–36500; default 365).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub days: Option<String>,
+    /// Issuer (`iss`); default the profile's.
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
+    /// Make this the primary token (the previous primary is cleared; client files are rewritten).
+    #[arg(long)]
+    pub primary: bool,
+    /// Print the new token on stdout.
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaTokensArgs {
+    /// Profile name.
+    pub profile: String,
+    /// Print JSON: {"sa_tokens": [...]} with every stored field plus `expired`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemintAllArgs {
+    /// Profile name.
+    pub profile: String,
+    /// Keep accepting (and publishing) the previous public key for N days (0–3650; default 0:
+    /// a compromised key stops working at once).
+    #[arg(long, default_value = "0", value_name = "N", allow_negative_numbers = true)]
+    pub grace_days: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SaRevokeArgs {
+    /// Profile name.
+    pub profile: String,
+    /// Token to remove.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Allow revoking the primary token (the profile is then left without one).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaVerifyArgs {
+    /// Profile name.
+    pub profile: String,
+    /// Verify the stored token of this name (default: the primary).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["token", "file"])]
+    pub name: Option<String>,
+    /// Verify this JWT.
+    #[arg(long, value_name = "JWT", conflicts_with = "file")]
+    pub token: Option<String>,
+    /// Verify the JWT in this file (`-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Profile name.
+    pub profile: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: String,
+    /// Port to listen on (default: the profile's; 0 picks a free port and prints the URL).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Answer tool calls from the spec's examples instead of calling the downstream API.
+    #[arg(long)]
+    pub mock: bool,
+    /// Downstream base URL (overrides the configuration and the spec's servers[0]).
+    #[arg(long, value_name = "URL")]
+    pub downstream: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Profile name (optional with --url).
+    pub profile: Option<String>,
+    /// Authenticate with this named token from the profile.
+    #[arg(long, value_name = "NAME")]
+    pub sa_token: Option<String>,
+    /// Call this tool (without it, list the tools).
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+    /// Tool arguments: a JSON object, @FILE, or - for stdin.
+    #[arg(long, value_name = "JSON", requires = "tool")]
+    pub args: Option<String>,
+    /// Print the tool list as JSON.
+    #[arg(long, conflicts_with = "list_details")]
+    pub list_json: bool,
+    /// Print every tool with its input schema (with --tool, that tool only).
+    #[arg(long)]
+    pub list_details: bool,
+    /// Print the tool result exactly as the server sent it.
+    #[arg(long)]
+    pub raw: bool,
+    /// Show HTTP traffic on stderr, credentials redacted.
+    #[arg(long)]
+    pub debug: bool,
+    /// MCP endpoint to call (default: the profile's server URL).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Extra request header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Seconds to wait for each HTTP exchange.
+    #[arg(long, default_value = "30", value_name = "S")]
+    pub timeout: f64,
+    /// Print errors as one JSON object on stderr.
+    #[arg(long)]
+    pub json_errors: bool,
+    /// OAuth2 client-credentials configuration (YAML or JSON, seed 003) used instead of a
+    /// service-account JWT.
+    #[arg(long, value_name = "FILE")]
+    pub oauth: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Name of the demo profile (replaced if it exists under --root).
+    #[arg(long, default_value = "demo", value_name = "NAME")]
+    pub instance: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for.
+    pub shell: clap_complete::Shell,
+}

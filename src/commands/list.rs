@@ -1,0 +1,94 @@
+//! `mcpgen list`: the profiles under the root, found by scanning `*/profile.json`.
+
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::output::{self, note};
+use crate::profile::Profile;
+use crate::store::{self, Access};
+
+/// Names of the folders under `root` that hold a `profile.json`, sorted.
+pub fn profile_names(root: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", root.display())),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && root.join(n).join("profile.json").is_file())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+pub fn run(root: &Path, args: crate::cli::ListArgs) -> Result<ExitCode> {
+    let names = profile_names(root)?;
+    if args.profiles {
+        output::emit(&names.iter().map(|n| format!("{n}\n")).collect::<String>())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = crate::profile::now();
+    let mut failed = 0;
+    let mut rows = Vec::new();
+    let mut objects = Vec::new();
+    for name in &names {
+        match store::open(root, name, Access::Read) {
+            Ok(session) => {
+                let p: &Profile = &session.profile;
+                let primary = p.primary().map(|t| t.name.clone()).unwrap_or_else(|| "-".into());
+                let expired = p.sa_tokens.iter().filter(|t| t.expired(now)).count();
+                let tokens = if expired > 0 { format!("{} ({expired} expired)", p.sa_tokens.len()) } else { p.sa_tokens.len().to_string() };
+                let mut row = vec![
+                    p.name.clone(),
+                    p.issuer.clone(),
+                    p.server_url.clone(),
+                    tokens,
+                    primary.clone(),
+                    p.created.format("%Y-%m-%d").to_string(),
+                ];
+                if args.wide {
+                    row.extend([
+                        p.key_id.clone().unwrap_or_else(|| "-".into()),
+                        p.spec.clone().unwrap_or_else(|| "(sample)".into()),
+                        p.downstream.clone().unwrap_or_else(|| "-".into()),
+                        p.updated.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    ]);
+                }
+                rows.push(row);
+                objects.push(json!({
+                    "name": p.name, "issuer": p.issuer, "server_url": p.server_url, "port": p.port,
+                    "key_id": p.key_id, "spec": p.spec, "downstream": p.downstream,
+                    "tokens": p.sa_tokens.len(), "expired_tokens": expired, "primary": p.primary().map(|t| &t.name),
+                    "created": p.created, "updated": p.updated, "path": session.layout.dir,
+                }));
+            }
+            Err(err) => {
+                failed += 1;
+                note(format!("error: {}", crate::error::one_line(&err)));
+                rows.push(vec![name.clone(), "(unreadable)".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+                objects.push(json!({"name": name, "error": crate::error::one_line(&err)}));
+            }
+        }
+    }
+    if args.json {
+        output::emit(&output::json(&json!({"profiles": objects}))?)?;
+    } else if names.is_empty() {
+        note(format!("no profiles under {}; create one with `mcpgen up --instance NAME`", root.display()));
+    } else {
+        let mut header = vec!["NAME", "ISSUER", "URL", "TOKENS", "PRIMARY", "CREATED"];
+        if args.wide {
+            header.extend(["KEY_ID", "SPEC", "DOWNSTREAM", "UPDATED"]);
+            for row in rows.iter_mut().filter(|r| r.len() < header.len()) {
+                row.resize(header.len(), "-".into());
+            }
+        }
+        output::emit(&output::table(&header, &rows))?;
+    }
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

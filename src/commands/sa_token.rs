@@ -1,0 +1,89 @@
+//! `mcpgen sa-token`: create or replace one named token. Flags left out on a replace keep the
+//! entry's stored values; a replaced token's old `jti` is revoked so the superseded JWT stops
+//! working in `serve`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{check, parse_days};
+use crate::output::{self, note};
+use crate::profile::{DEFAULT_TOKEN, Revocation};
+use crate::sa::{self, TokenSpec};
+use crate::store::{self, Access, Txn};
+use crate::token::Minter;
+use crate::validate;
+
+pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
+    // Every flag is checked before the profile is touched.
+    check("--name", validate::name(&args.name))?;
+    let scopes = args.scopes.as_deref().map(|s| check("--scopes", validate::scopes(s))).transpose()?;
+    let days = args.days.as_deref().map(|d| parse_days("--days", d)).transpose()?;
+    if let Some(id) = &args.client_id {
+        check("--client-id", validate::identifier("client id", id))?;
+    }
+    if let Some(iss) = &args.issuer {
+        check("--issuer", validate::identifier("issuer", iss))?;
+    }
+
+    let mut session = store::open(root, &args.profile, Access::Write)?;
+    let key = session.private_key()?;
+    let now = crate::profile::now();
+    let profile = &session.profile;
+    let existing = profile.token(&args.name).cloned();
+    let spec = TokenSpec {
+        name: args.name.clone(),
+        client_id: args
+            .client_id
+            .clone()
+            .or_else(|| existing.as_ref().map(|e| e.client_id.clone()))
+            .unwrap_or_else(|| if args.name == DEFAULT_TOKEN { format!("svc-{}", profile.name) } else { args.name.clone() }),
+        issuer: args.issuer.clone().or_else(|| existing.as_ref().map(|e| e.issuer.clone())).unwrap_or_else(|| profile.issuer.clone()),
+        scopes: scopes.or_else(|| existing.as_ref().map(|e| e.scopes.clone())).unwrap_or_default(),
+        days: days.or(existing.as_ref().map(|e| e.days)).unwrap_or(365),
+        primary: args.primary || existing.as_ref().is_some_and(|e| e.primary),
+    };
+    let (entry, jwt) = sa::mint(&Minter::new(&key)?, profile, spec, now)?;
+    let printed = args.print.then(|| jwt.clone());
+
+    let mut txn = Txn::new();
+    let touches_client_files = entry.primary;
+    sa::stage_token(&mut txn, &entry, jwt);
+    let profile = &mut session.profile;
+    if let Some(old) = &existing
+        && old.expires_at > now
+    {
+        profile.revoked.push(Revocation { jti: old.jti.clone(), name: old.name.clone(), revoked_at: now, expires_at: old.expires_at });
+    }
+    if entry.primary {
+        for other in profile.sa_tokens.iter_mut() {
+            other.primary = false;
+        }
+    }
+    let summary = format!(
+        "{} token {} of {} (client_id {}, scopes {}, {}expires {}) -> {}",
+        if existing.is_some() { "replaced" } else { "created" },
+        entry.name,
+        profile.name,
+        entry.client_id,
+        if entry.scopes.is_empty() { "-".to_owned() } else { entry.scopes.join(" ") },
+        if entry.primary { "primary, " } else { "" },
+        entry.expires_at.format("%Y-%m-%d"),
+        session.layout.file(&entry.filename).display()
+    );
+    match profile.sa_tokens.iter_mut().find(|t| t.name == entry.name) {
+        Some(slot) => *slot = entry,
+        None => profile.sa_tokens.push(entry),
+    }
+    profile.prune(now);
+    if touches_client_files {
+        sa::stage_client_files(&mut txn, &session.layout, &session.profile)?;
+    }
+    session.save(txn)?;
+    note(summary);
+    if let Some(jwt) = printed {
+        output::emit(&format!("{jwt}\n"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

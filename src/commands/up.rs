@@ -1,0 +1,213 @@
+//! `mcpgen up`: create a profile — keypair, `default` primary token, server configuration and
+//! client files — in a staging folder that is renamed into place, so a profile is either
+//! complete or absent.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::check;
+use crate::config::{ServerConfig, ServiceAccount};
+use crate::error::Failure;
+use crate::keys::PrivateKey;
+use crate::openapi::{SAMPLE_DEFAULT_SCOPES, Spec};
+use crate::output::note;
+use crate::profile::{DEFAULT_ISSUER, DEFAULT_PORT, DEFAULT_TOKEN, Layout, PRIVATE_PEM, PROFILE_JSON, Profile, SERVER_CONFIG};
+use crate::sa::{self, TokenSpec};
+use crate::store::Txn;
+use crate::token::Minter;
+use crate::{fsx, validate};
+
+pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
+    let (spec, spec_copy) = match &args.spec {
+        Some(path) => {
+            let text = fs::read_to_string(path).map_err(|e| {
+                Failure::usage(format!("--spec: cannot read {} ({e})", path.display())).hint("pass the path of an OpenAPI 3.0 or 3.1 file")
+            })?;
+            let spec = Spec::parse(&text, &path.display().to_string())
+                .map_err(|e| Failure::usage(format!("--spec: {e}")).hint("pass an OpenAPI 3.0 or 3.1 document in JSON or YAML"))?;
+            let ext = if text.trim_start().starts_with('{') { "json" } else { "yaml" };
+            (spec, Some((format!("openapi.{ext}"), text)))
+        }
+        None => (Spec::sample(), None),
+    };
+    let name = match &args.instance {
+        Some(name) => name.clone(),
+        None => derive_name(&spec, args.spec.as_deref()),
+    };
+    check("--instance", validate::name(&name))?;
+    let issuer = args.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
+    check("--issuer", validate::identifier("issuer", &issuer))?;
+    if let Some(url) = &args.downstream {
+        check("--downstream", validate::http_url(url))?;
+    }
+    let port = args.port.unwrap_or(DEFAULT_PORT);
+    let scopes = match &args.scopes {
+        Some(scopes) => check("--scopes", validate::scopes(scopes))?,
+        None if spec_copy.is_none() => SAMPLE_DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        None => {
+            let mut all: Vec<String> = Vec::new();
+            for op in spec.operations(&ServerConfig::default().routing.allowed_methods) {
+                for scope in op.scopes {
+                    if !all.contains(&scope) {
+                        all.push(scope);
+                    }
+                }
+            }
+            all
+        }
+    };
+
+    let layout = Layout::new(root, &name);
+    if layout.dir.exists() && !args.force {
+        return Err(Failure::usage(format!("profile {name:?} already exists at {}", layout.dir.display()))
+            .hint("pass --force to replace it (its keys and tokens are lost), or choose another --instance")
+            .into());
+    }
+
+    fsx::create_dir_all(root)?;
+    let staging = root.join(format!(".up-{name}-{:016x}", rand::random::<u64>()));
+    let result = build(&staging, &layout.dir, &name, &issuer, port, &args, &spec, spec_copy, scopes)
+        .and_then(|summary| replace_dir(&staging, &layout.dir).map(|_| summary));
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    let summary = result?;
+    note(format!("created profile {name} in {}", layout.dir.display()));
+    note(summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Profile name from the spec's title (or file stem), else `demo`.
+fn derive_name(spec: &Spec, path: Option<&Path>) -> String {
+    let candidates = [spec.title().map(str::to_owned), path.and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned())];
+    for candidate in candidates.into_iter().flatten() {
+        let slug: String = candidate
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .split('-')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let slug: String = slug.chars().take(validate::MAX_NAME).collect();
+        if validate::name(&slug).is_ok() && (path.is_some() || spec.title() != Spec::sample().title()) {
+            return slug;
+        }
+    }
+    "demo".to_owned()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    dir: &Path,
+    final_dir: &Path,
+    name: &str,
+    issuer: &str,
+    port: u16,
+    args: &crate::cli::UpArgs,
+    spec: &Spec,
+    spec_copy: Option<(String, String)>,
+    scopes: Vec<String>,
+) -> Result<String> {
+    fsx::create_dir_all(dir)?;
+    let now = crate::profile::now();
+    let server_url = format!("http://127.0.0.1:{port}/mcp");
+    let key = (!args.no_sa).then(PrivateKey::generate);
+    let mut profile = Profile {
+        version: 1,
+        name: name.to_owned(),
+        issuer: issuer.to_owned(),
+        created: now,
+        updated: now,
+        server_url: server_url.clone(),
+        port,
+        key_id: key.as_ref().map(|k| k.public().thumbprint()),
+        spec: spec_copy.as_ref().map(|(file, _)| file.clone()),
+        downstream: args.downstream.clone(),
+        sa_tokens: Vec::new(),
+        revoked: Vec::new(),
+        retired_keys: Vec::new(),
+    };
+
+    let mut config = ServerConfig::default();
+    config.server.name = name.to_owned();
+    config.server.port = port;
+    config.openapi.spec = profile.spec.clone();
+    config.openapi.downstream = args.downstream.clone();
+    config.security.authentication.service_account =
+        ServiceAccount { enabled: !args.no_sa, issuer: Some(issuer.to_owned()), audience: Some(server_url), ..Default::default() };
+    // Scopes of every operation, whatever its method, so allowing more methods later never
+    // opens a tool to callers without its scopes.
+    let all_methods: Vec<String> = ["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"].map(String::from).to_vec();
+    for op in spec.operations(&all_methods) {
+        if !op.scopes.is_empty() {
+            config.security.authorization.tools.insert(op.name, op.scopes);
+        }
+    }
+
+    let mut txn = Txn::new();
+    if let Some((file, text)) = spec_copy {
+        txn.write(&file, fsx::PUBLIC, text);
+    }
+    txn.write(SERVER_CONFIG, fsx::SECRET, serde_json::to_string_pretty(&config)? + "\n");
+    let summary = match &key {
+        Some(key) => {
+            txn.write(PRIVATE_PEM, fsx::SECRET, key.to_pem()?);
+            let layout = Layout { dir: dir.to_path_buf() };
+            sa::stage_public_key(&mut txn, &layout, &profile, &key.public())?;
+            let spec = TokenSpec {
+                name: DEFAULT_TOKEN.to_owned(),
+                client_id: format!("svc-{name}"),
+                issuer: issuer.to_owned(),
+                scopes,
+                days: 365,
+                primary: true,
+            };
+            let (entry, jwt) = sa::mint(&Minter::new(key)?, &profile, spec, now)?;
+            sa::stage_token(&mut txn, &entry, jwt);
+            let summary = format!(
+                "  token default (client_id {}, scopes {}, expires {}) -> {}",
+                entry.client_id,
+                if entry.scopes.is_empty() { "-".to_owned() } else { entry.scopes.join(" ") },
+                entry.expires_at.format("%Y-%m-%d"),
+                final_dir.join(&entry.filename).display()
+            );
+            profile.sa_tokens.push(entry);
+            sa::stage_client_files(&mut txn, &layout, &profile)?;
+            summary
+        }
+        None => {
+            let layout = Layout { dir: dir.to_path_buf() };
+            sa::stage_client_files(&mut txn, &layout, &profile)?;
+            "  service-account authentication is disabled (--no-sa)".to_owned()
+        }
+    };
+    txn.write(PROFILE_JSON, fsx::SECRET, serde_json::to_string_pretty(&profile)? + "\n");
+    txn.apply_fresh(dir)?;
+    Ok(summary)
+}
+
+/// Move the finished staging folder to `target`, replacing an existing profile (only reached
+/// with --force).
+fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
+    if target.exists() {
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let trash: PathBuf = target.with_file_name(format!(".trash-{name}-{:016x}", rand::random::<u64>()));
+        fs::rename(target, &trash).with_context(|| format!("cannot move {} aside", target.display()))?;
+        if let Err(e) = fs::rename(staging, target) {
+            let _ = fs::rename(&trash, target);
+            return Err(e).with_context(|| format!("cannot create {}", target.display()));
+        }
+        let _ = fs::remove_dir_all(&trash);
+    } else {
+        fs::rename(staging, target).with_context(|| format!("cannot create {}", target.display()))?;
+    }
+    if let Some(parent) = target.parent() {
+        fsx::sync_dir(parent).with_context(|| format!("cannot sync {}", parent.display()))?;
+    }
+    Ok(())
+}

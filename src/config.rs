@@ -1,0 +1,251 @@
+//! `mcp_server_config.json`: the server's configuration, including
+//! `security.authentication.service_account` exactly as seed 001 lists it.
+//!
+//! Reading is lenient (every key has the seed's default, unknown keys are kept by callers that
+//! rewrite the file); mcpgen itself only ever patches the keys it owns — the public key and the
+//! issuer — so an operator's edits survive `remint-all`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Failure;
+use crate::fsx;
+
+pub const DEFAULT_HEADER: &str = "X-OEMCP-SERVICEACCOUNT";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub server: ServerSection,
+    pub openapi: OpenApiSection,
+    pub routing: Routing,
+    pub security: Security,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSection {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    /// Origins allowed besides loopback ones (DNS-rebinding protection, MCP transport spec).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            name: "mcpgen".into(),
+            host: "127.0.0.1".into(),
+            port: crate::profile::DEFAULT_PORT,
+            path: "/mcp".into(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OpenApiSection {
+    /// The spec file, relative to the profile folder; `null` = the built-in sample.
+    pub spec: Option<String>,
+    /// Downstream base URL; `null` = the spec's `servers[0]`, or mock mode if none.
+    pub downstream: Option<String>,
+    /// Force mock mode on or off; `null` = mock only when there is no downstream.
+    pub mock: Option<bool>,
+    pub timeout_seconds: f64,
+}
+
+impl Default for OpenApiSection {
+    fn default() -> Self {
+        OpenApiSection { spec: None, downstream: None, mock: None, timeout_seconds: 30.0 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Routing {
+    /// HTTP methods that become tools.
+    pub allowed_methods: Vec<String>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing { allowed_methods: vec!["GET".into()] }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Security {
+    pub authentication: Authentication,
+    pub authorization: Authorization,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Authentication {
+    pub service_account: ServiceAccount,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Authorization {
+    /// Tool name (or `default`) → scopes a caller needs to see and call it.
+    pub tools: BTreeMap<String, Vec<String>>,
+}
+
+impl Authorization {
+    /// Scopes needed for `tool`: its own entry, else `default`, else none.
+    pub fn scopes_for(&self, tool: &str) -> &[String] {
+        self.tools.get(tool).or_else(|| self.tools.get("default")).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Token,
+    Oauth,
+}
+
+/// Seed 001's `security.authentication.service_account`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceAccount {
+    pub enabled: bool,
+    pub required: bool,
+    pub mode: Mode,
+    pub header: String,
+    pub public_key: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub required_scopes: Vec<String>,
+    pub prefix: Option<String>,
+    pub sso_mode: bool,
+    pub bearer_methods_supported: Vec<String>,
+    pub resource_documentation: Option<String>,
+    pub resource_policy_uri: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    pub require_metadata_on_401: bool,
+    /// Authorization servers advertised in the RFC 9728 metadata.
+    pub authorization_servers: Vec<String>,
+}
+
+impl Default for ServiceAccount {
+    fn default() -> Self {
+        ServiceAccount {
+            enabled: true,
+            required: true,
+            mode: Mode::Token,
+            header: DEFAULT_HEADER.into(),
+            public_key: None,
+            jwks_uri: None,
+            issuer: None,
+            audience: None,
+            client_id: None,
+            client_secret: None,
+            required_scopes: Vec::new(),
+            prefix: None,
+            sso_mode: false,
+            bearer_methods_supported: vec!["header".into()],
+            resource_documentation: None,
+            resource_policy_uri: None,
+            revocation_endpoint: None,
+            introspection_endpoint: None,
+            require_metadata_on_401: true,
+            authorization_servers: Vec::new(),
+        }
+    }
+}
+
+impl ServiceAccount {
+    /// Apply `sso_mode`: mode `oauth`, header `Authorization`, prefix `Bearer `.
+    pub fn effective(&self) -> ServiceAccount {
+        let mut out = self.clone();
+        if out.sso_mode {
+            out.mode = Mode::Oauth;
+            out.header = "Authorization".into();
+            out.prefix = Some("Bearer ".into());
+        }
+        out
+    }
+
+    /// What a client puts before the token in the header.
+    pub fn client_prefix(&self) -> String {
+        self.effective().prefix.unwrap_or_default()
+    }
+}
+
+impl ServerConfig {
+    /// Read and parse the config file, naming it on failure.
+    pub fn load(path: &Path) -> Result<ServerConfig> {
+        let text = fsx::read_text(path)?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<ServerConfig> {
+        serde_json::from_str(text).map_err(|e| {
+            Failure::error(format!("{}: invalid server configuration ({e})", path.display()))
+                .hint("fix the JSON by hand; `mcpgen up --force` would recreate it with defaults")
+                .into()
+        })
+    }
+}
+
+/// Set `security.authentication.service_account.<key>` in a config document, creating the
+/// objects on the way, and keeping everything else as it was.
+pub fn patch_service_account(doc: &mut Value, key: &str, value: Value) {
+    let mut node = doc;
+    for part in ["security", "authentication", "service_account"] {
+        if !node.is_object() {
+            *node = Value::Object(Default::default());
+        }
+        node = node.as_object_mut().expect("object").entry(part).or_insert_with(|| Value::Object(Default::default()));
+    }
+    if !node.is_object() {
+        *node = Value::Object(Default::default());
+    }
+    node.as_object_mut().expect("object").insert(key.to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_seed_001() {
+        let cfg = ServerConfig::parse("{}", Path::new("x")).unwrap();
+        let sa = &cfg.security.authentication.service_account;
+        assert!(sa.enabled && sa.required && sa.require_metadata_on_401);
+        assert_eq!(sa.mode, Mode::Token);
+        assert_eq!(sa.header, "X-OEMCP-SERVICEACCOUNT");
+        assert_eq!(sa.bearer_methods_supported, vec!["header"]);
+        assert_eq!(cfg.routing.allowed_methods, vec!["GET"]);
+    }
+
+    #[test]
+    fn sso_mode_forces_oauth_and_bearer() {
+        let sa = ServiceAccount { sso_mode: true, ..Default::default() }.effective();
+        assert_eq!((sa.mode, sa.header.as_str(), sa.prefix.as_deref()), (Mode::Oauth, "Authorization", Some("Bearer ")));
+    }
+
+    #[test]
+    fn patch_keeps_other_keys() {
+        let mut doc = serde_json::json!({"custom": 1, "security": {"authentication": {"service_account": {"required": false}}}});
+        patch_service_account(&mut doc, "public_key", "PEM".into());
+        assert_eq!(doc["custom"], 1);
+        assert_eq!(doc["security"]["authentication"]["service_account"]["required"], false);
+        assert_eq!(doc["security"]["authentication"]["service_account"]["public_key"], "PEM");
+    }
+}

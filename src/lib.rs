@@ -1,0 +1,57 @@
+//! mcpgen: machine identity for MCP servers.
+//!
+//! `cli` parses, `commands::*` run one subcommand each on top of the domain modules
+//! (`profile`/`store`, `keys`, `token`, `config`, `openapi`, `mcp`), and `output` renders.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod fsx;
+pub mod keys;
+pub mod openapi;
+pub mod output;
+pub mod profile;
+pub mod sa;
+pub mod store;
+pub mod token;
+pub mod validate;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// Run one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = cli.root.unwrap_or_else(|| PathBuf::from("generated"));
+    match cli.command {
+        Command::Up(args) => commands::up::run(&root, args),
+        Command::List(args) => commands::list::run(&root, args),
+        Command::SaToken(args) => commands::sa_token::run(&root, args),
+        Command::SaTokens(args) => commands::sa_tokens::run(&root, args),
+        Command::RemintAll(args) => commands::remint_all::run(&root, args),
+        Command::SaRevoke(args) => commands::sa_revoke::run(&root, args),
+        Command::SaVerify(args) => commands::sa_verify::run(&root, args),
+        Command::Completions(args) => commands::completions::run(args),
+    }
+}
+
+/// Print an error as one `error:` line (plus a `hint:` line when there is one) or, for scripts,
+/// one JSON object; return the exit code of its class.
+pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
+    let (kind, hint) = error::classify(err);
+    let message = error::one_line(err);
+    let mut stderr = std::io::stderr().lock();
+    if json {
+        let obj = serde_json::json!({"error": message, "hint": hint, "exit_code": kind.exit_code()});
+        let _ = writeln!(stderr, "{obj}");
+    } else {
+        let _ = writeln!(stderr, "error: {message}");
+        if let Some(hint) = hint {
+            let _ = writeln!(stderr, "hint: {hint}");
+        }
+    }
+    ExitCode::from(kind.exit_code())
+}

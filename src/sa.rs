@@ -1,0 +1,130 @@
+//! Service-account operations shared by the commands that change tokens: mint one entry, and
+//! stage the files derived from the profile (server config key, client files).
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::config::{ServerConfig, patch_service_account};
+use crate::error::Failure;
+use crate::fsx;
+use crate::keys::PublicKey;
+use crate::profile::{CLIENT_ENV, CLIENT_MCP, Layout, PUBLIC_PEM, Profile, SERVER_CONFIG, TokenEntry, token_filename};
+use crate::store::Txn;
+use crate::token::{Claims, Minter, new_jti};
+
+/// The stored metadata of a token, before it is minted.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    pub name: String,
+    pub client_id: String,
+    pub issuer: String,
+    pub scopes: Vec<String>,
+    pub days: u32,
+    pub primary: bool,
+}
+
+impl From<&TokenEntry> for TokenSpec {
+    fn from(e: &TokenEntry) -> Self {
+        TokenSpec {
+            name: e.name.clone(),
+            client_id: e.client_id.clone(),
+            issuer: e.issuer.clone(),
+            scopes: e.scopes.clone(),
+            days: e.days,
+            primary: e.primary,
+        }
+    }
+}
+
+/// Mint `spec` for `profile` at `now`: the new entry and its JWT.
+pub fn mint(minter: &Minter, profile: &Profile, spec: TokenSpec, now: DateTime<Utc>) -> Result<(TokenEntry, String)> {
+    let iat = now.timestamp();
+    let expires_at = DateTime::from_timestamp(iat, 0).context("clock out of range")? + Duration::days(spec.days as i64);
+    let claims = Claims {
+        iss: spec.issuer.clone(),
+        sub: spec.client_id.clone(),
+        client_id: spec.client_id.clone(),
+        scope: spec.scopes.join(" "),
+        aud: profile.server_url.clone(),
+        iat,
+        nbf: iat,
+        exp: expires_at.timestamp(),
+        jti: new_jti(),
+    };
+    let jwt = minter.mint(&claims)?;
+    let entry = TokenEntry {
+        filename: token_filename(&spec.name),
+        name: spec.name,
+        client_id: spec.client_id,
+        issuer: spec.issuer,
+        scopes: spec.scopes,
+        days: spec.days,
+        primary: spec.primary,
+        jti: claims.jti,
+        issued_at: DateTime::from_timestamp(iat, 0).context("clock out of range")?,
+        expires_at,
+    };
+    Ok((entry, jwt))
+}
+
+/// Stage a token's file.
+pub fn stage_token(txn: &mut Txn, entry: &TokenEntry, jwt: String) {
+    txn.write(&entry.filename, fsx::SECRET, jwt);
+}
+
+/// Stage a new keypair's public PEM and the server config's `public_key` and `issuer`.
+pub fn stage_public_key(txn: &mut Txn, layout: &Layout, profile: &Profile, public: &PublicKey) -> Result<()> {
+    let pem = public.to_pem()?;
+    txn.write(PUBLIC_PEM, fsx::PUBLIC, pem.clone());
+    let mut doc = current_config_doc(txn, layout)?;
+    patch_service_account(&mut doc, "public_key", Value::String(pem));
+    patch_service_account(&mut doc, "issuer", Value::String(profile.issuer.clone()));
+    txn.write(SERVER_CONFIG, fsx::SECRET, serde_json::to_string_pretty(&doc)? + "\n");
+    Ok(())
+}
+
+/// The server config document as this transaction will leave it.
+fn current_config_doc(txn: &Txn, layout: &Layout) -> Result<Value> {
+    let path = layout.server_config();
+    let text = match txn.staged(SERVER_CONFIG) {
+        Some(text) => text.to_owned(),
+        None => fsx::read_text(&path)?,
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::error(format!("{}: invalid JSON ({e})", path.display())).hint("fix the JSON by hand; nothing was changed").into()
+    })
+}
+
+/// Stage `client/mcp.json` and `client/client.env` for the profile's current primary token.
+pub fn stage_client_files(txn: &mut Txn, layout: &Layout, profile: &Profile) -> Result<()> {
+    let doc = current_config_doc(txn, layout)?;
+    let config: ServerConfig = ServerConfig::parse(&doc.to_string(), &layout.server_config())?;
+    let sa = config.security.authentication.service_account.effective();
+    let primary_jwt = match profile.primary() {
+        Some(entry) => Some(match txn.staged(&entry.filename) {
+            Some(jwt) => jwt.to_owned(),
+            None => {
+                let path = layout.file(&entry.filename);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    Failure::error(format!("cannot read the primary token {} ({e})", path.display()))
+                        .hint(format!("re-mint it with `mcpgen sa-token {} --name {}`", profile.name, entry.name))
+                })?;
+                text.trim().to_owned()
+            }
+        }),
+        None => None,
+    };
+    let mut server = json!({"type": "http", "url": profile.server_url});
+    if let Some(jwt) = &primary_jwt {
+        server["headers"] = json!({ sa.header.clone(): format!("{}{}", sa.prefix.clone().unwrap_or_default(), jwt) });
+    }
+    let mcp = json!({"mcpServers": { profile.name.clone(): server }});
+    txn.write(CLIENT_MCP, fsx::SECRET, serde_json::to_string_pretty(&mcp)? + "\n");
+    let env = match &primary_jwt {
+        Some(jwt) => format!("SERVICE_ACCOUNT_JWT={jwt}\n"),
+        None => "# no primary token: mark one with `mcpgen sa-token <profile> --name NAME --primary`\n".to_owned(),
+    };
+    txn.write(CLIENT_ENV, fsx::SECRET, env);
+    Ok(())
+}

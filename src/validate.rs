@@ -1,0 +1,141 @@
+//! Validation of user-supplied names, scopes, day counts, client ids, issuers and URLs.
+//!
+//! Each check returns a message that names what was wrong; callers attach the flag or file.
+//! Names double as file names (`sa/<name>.jwt`, `generated/<profile>/`), so their alphabet
+//! excludes path separators and a leading dot, which rules out traversal and hidden files.
+
+/// Longest profile or token name.
+pub const MAX_NAME: usize = 64;
+/// Largest `--days`.
+pub const MAX_DAYS: u32 = 36_500;
+
+/// `[A-Za-z0-9._-]{1,64}`, not starting with `.`.
+pub fn name(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("name is empty".into());
+    }
+    if value.len() > MAX_NAME {
+        return Err(format!("name is {} characters long; at most {MAX_NAME} are allowed", value.len()));
+    }
+    if value.starts_with('.') {
+        return Err(format!("name {:?} starts with '.'", printable(value)));
+    }
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("name {:?} contains {:?}; only letters, digits, '.', '_' and '-' are allowed", printable(value), c));
+    }
+    Ok(())
+}
+
+/// RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E ).
+pub fn scope(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("scope is empty".into());
+    }
+    if let Some(c) = value.chars().find(|&c| !matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e')) {
+        return Err(format!("scope {:?} contains {:?}, which RFC 6749 does not allow in a scope", printable(value), c));
+    }
+    Ok(())
+}
+
+/// Scopes from flags; a single value holding spaces is split, so `--scopes "a b"` works too.
+pub fn scopes<S: AsRef<str>>(values: &[S]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in values {
+        let value = value.as_ref();
+        if value.trim().is_empty() {
+            return Err("scope is empty".into());
+        }
+        for part in value.split(' ') {
+            if part.is_empty() {
+                continue;
+            }
+            scope(part)?;
+            if !out.iter().any(|s| s == part) {
+                out.push(part.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// 1–36500 days.
+pub fn days(value: i64) -> Result<u32, String> {
+    if (1..=MAX_DAYS as i64).contains(&value) { Ok(value as u32) } else { Err(format!("{value} is outside 1..={MAX_DAYS}")) }
+}
+
+/// A client id or issuer: 1–256 visible ASCII characters (they end up in headers and tables).
+pub fn identifier(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if value.len() > 256 {
+        return Err(format!("{what} is longer than 256 characters"));
+    }
+    if let Some(c) = value.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!("{what} {:?} contains {:?}; only visible ASCII characters are allowed", printable(value), c));
+    }
+    Ok(())
+}
+
+/// An http(s) URL.
+pub fn http_url(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value).map_err(|e| format!("{:?} is not a URL ({e})", printable(value)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{:?} is not an http or https URL", printable(value)));
+    }
+    Ok(url)
+}
+
+/// Control characters escaped, so hostile input cannot drive the terminal.
+pub fn printable(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars().take(200) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["default", "ci-bot", "a", "A.b_c-9", &"x".repeat(64)] {
+            assert!(name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".hidden", "..", "../etc", "a/b", "a b", "ü", &"x".repeat(65), "a\0b", "-"] {
+            if bad == "-" {
+                continue;
+            }
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scope_tokens() {
+        assert_eq!(scopes(&["orders.read", "a:b/c"]).unwrap(), vec!["orders.read", "a:b/c"]);
+        assert_eq!(scopes(&["a b", "a"]).unwrap(), vec!["a", "b"]);
+        for bad in ["", "a\"b", "a\\b", "é", "tab\there", " "] {
+            assert!(scopes(&[bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn day_range() {
+        assert_eq!(days(1), Ok(1));
+        assert_eq!(days(36500), Ok(36500));
+        assert!(days(0).is_err());
+        assert!(days(-1).is_err());
+        assert!(days(36501).is_err());
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
+    }
+}
