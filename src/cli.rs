@@ -38,6 +38,8 @@ pub enum Command {
     /// Verify a token against the profile's keys and print its header and claims.
     #[command(name = "sa-verify")]
     SaVerify(SaVerifyArgs),
+    /// Run the profile's MCP server (Streamable HTTP).
+    Serve(ServeArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod fsx;
 pub mod keys;
+pub mod mcp;
 pub mod openapi;
 pub mod output;
 pub mod profile;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RemintAll(args) => commands::remint_all::run(&root, args),
         Command::SaRevoke(args) => commands::sa_revoke::run(&root, args),
         Command::SaVerify(args) => commands::sa_verify::run(&root, args),
+        Command::Serve(args) => commands::serve::run(&root, args),
         Command::Completions(args) => commands::completions::run(args),
     }
 }

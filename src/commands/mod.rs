@@ -7,6 +7,7 @@ pub mod sa_revoke;
 pub mod sa_token;
 pub mod sa_tokens;
 pub mod sa_verify;
+pub mod serve;
 pub mod up;
 
 use crate::error::Failure;

@@ -1,0 +1,89 @@
+//! `mcpgen serve`: run the profile's MCP server until SIGINT or SIGTERM. The first line on
+//! stdout is the endpoint URL (with the real port when `--port 0`), so scripts and tests can
+//! wait for it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::error::Failure;
+use crate::mcp::live::{Shared, Source};
+use crate::mcp::server::Server;
+use crate::output::{self, note};
+use crate::validate;
+
+pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
+    crate::mcp::init_tls();
+    let ip: IpAddr = args.bind.parse().map_err(|_| {
+        Failure::usage(format!("--bind: {:?} is not an IP address", validate::printable(&args.bind))).hint("use e.g. 127.0.0.1 or 0.0.0.0")
+    })?;
+    if let Some(url) = &args.downstream {
+        super::check("--downstream", validate::http_url(url))?;
+    }
+    let source = Source { root: root.to_path_buf(), profile: args.profile.clone(), mock: args.mock, downstream: args.downstream.clone() };
+    let shared = Shared::new(source)?;
+    let port = match args.port {
+        Some(p) => p,
+        None => crate::store::open(root, &args.profile, crate::store::Access::Read)?.profile.port,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let addr = SocketAddr::new(ip, port);
+        let server = Server::bind(shared.clone(), addr, true).await.map_err(|e| {
+            Failure::error(format!("cannot listen on {addr} ({e})"))
+                .hint("another process may hold the port; pick another with --port, or --port 0 for any free one")
+        })?;
+        output::emit(&format!("{}\n", server.url()))?;
+        let live = shared.get();
+        let sa = &live.sa;
+        let auth = if !sa.enabled {
+            "authentication disabled".to_owned()
+        } else {
+            format!(
+                "{} mode, header {}{}, {} key{}{}",
+                format!("{:?}", sa.mode).to_lowercase(),
+                sa.header,
+                if sa.required { "" } else { " (optional)" },
+                live.keys.len(),
+                if live.keys.len() == 1 { "" } else { "s" },
+                sa.jwks_uri.as_deref().map(|u| format!(" + JWKS {u}")).unwrap_or_default()
+            )
+        };
+        note(format!(
+            "serving profile {} on {}: {} tool{} -> {}; {auth}",
+            live.profile,
+            server.url(),
+            live.tools.tools.len(),
+            if live.tools.tools.len() == 1 { "" } else { "s" },
+            live.tools.backend().describe()
+        ));
+        if !ip.is_loopback() {
+            note("warning: listening beyond loopback; put TLS in front of it before exposing tokens to a network");
+        }
+        drop(live);
+        server.run(shutdown_signal()).await?;
+        note("server stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Service-account authentication for every MCP request, as seed 001 describes: find the token
+//! (configured header, optional prefix, query parameter only when `bearer_methods_supported`
+//! lists it), verify it (static Ed25519 keys first, then the JWKS), check issuer, audience,
+//! revocation and `required_scopes`, and build the RFC 6750 / RFC 9728 challenges.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::mcp::live::{CachedCaller, Live};
+use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES, TokenError};
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub authenticated: bool,
+}
+
+impl Caller {
+    pub fn anonymous() -> Self {
+        Caller { client_id: "-".into(), scopes: Vec::new(), authenticated: false }
+    }
+
+    pub fn has_all(&self, needed: &[String]) -> bool {
+        needed.iter().all(|s| self.scopes.contains(s))
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// No token where one is required: 401 without an error code (RFC 6750 §3.1).
+    Missing,
+    /// A token was presented and rejected: 401 `invalid_token`.
+    Invalid(String),
+    /// Valid token without the needed scopes: 403 `insufficient_scope`.
+    InsufficientScope(Vec<String>),
+}
+
+/// Authenticate one request. `query` is the raw query string.
+pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, Refusal> {
+    let sa = &live.sa;
+    if !sa.enabled {
+        return Ok(Caller::anonymous());
+    }
+    let Some(raw) = find_token(live, headers, query)? else {
+        return if sa.required { Err(Refusal::Missing) } else { Ok(Caller::anonymous()) };
+    };
+    let now = chrono::Utc::now().timestamp();
+    let caller = match live.cache.get(&raw) {
+        Some(cached) if cached.exp + MAX_LEEWAY_SECS >= now && cached.nbf <= now + MAX_LEEWAY_SECS => {
+            Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true }
+        }
+        _ => {
+            let verified = verify(live, &raw, now).await.map_err(|e| Refusal::Invalid(e.to_string()))?;
+            let caller = Caller { client_id: verified.client_id().to_owned(), scopes: verified.scopes(), authenticated: true };
+            let nbf = verified.claims.get("nbf").and_then(|v| v.as_i64()).unwrap_or(i64::MIN);
+            live.cache
+                .put(&raw, CachedCaller { client_id: caller.client_id.clone(), scopes: caller.scopes.clone(), exp: verified.exp(), nbf });
+            caller
+        }
+    };
+    if !caller.has_all(&sa.required_scopes) {
+        return Err(Refusal::InsufficientScope(sa.required_scopes.clone()));
+    }
+    Ok(caller)
+}
+
+/// The token from the configured header (prefix stripped when present) or, when allowed, the
+/// `access_token` query parameter. Two different places at once is refused (RFC 6750 §2).
+fn find_token(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, Refusal> {
+    let sa = &live.sa;
+    let mut found: Option<String> = None;
+    let mut values = headers.get_all(sa.header.as_str()).iter();
+    if let Some(value) = values.next() {
+        if values.next().is_some() {
+            return Err(Refusal::Invalid(format!("more than one {} header", sa.header)));
+        }
+        let text = value.to_str().map_err(|_| Refusal::Invalid("header is not visible ASCII".into()))?.trim();
+        let prefix = sa.prefix.as_deref().unwrap_or("").trim();
+        let bare = if !prefix.is_empty() && text.len() > prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            text[prefix.len()..].trim_start()
+        } else {
+            text
+        };
+        if !bare.is_empty() {
+            found = Some(bare.to_owned());
+        }
+    }
+    if sa.bearer_methods_supported.iter().any(|m| m == "query")
+        && let Some(q) = query
+    {
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if k == "access_token" {
+                if found.is_some() {
+                    return Err(Refusal::Invalid("token presented in more than one place".into()));
+                }
+                found = Some(v.into_owned());
+            }
+        }
+    }
+    if let Some(token) = &found
+        && token.len() > MAX_TOKEN_BYTES
+    {
+        return Err(Refusal::Invalid(TokenError::TooLarge.to_string()));
+    }
+    Ok(found)
+}
+
+/// Static keys first; then the JWKS for key errors (and once more after a refresh for an
+/// unknown kid).
+async fn verify(live: &Live, raw: &str, now: i64) -> Result<token::Verified, TokenError> {
+    let expect = Expect {
+        issuer: live.sa.issuer.as_deref(),
+        audience: live.sa.audience.as_deref(),
+        now,
+        leeway: MAX_LEEWAY_SECS,
+        revoked: Some(&live.revoked),
+    };
+    let key_error = |e: &TokenError| matches!(e, TokenError::UnknownKid(_) | TokenError::BadSignature | TokenError::NoKeys);
+    let first = token::verify(raw, &live.keys, &expect);
+    let Some(jwks) = &live.jwks else { return first };
+    match first {
+        Err(e) if key_error(&e) => {}
+        other => return other,
+    }
+    let keys = jwks.keys().await;
+    match token::verify(raw, &keys, &expect) {
+        Err(TokenError::UnknownKid(_)) | Err(TokenError::NoKeys) => token::verify(raw, &jwks.refresh().await, &expect),
+        other => other,
+    }
+}
+
+/// Quote a value for an auth-param (RFC 9110 §5.6.4): no quotes, backslashes or controls.
+fn quoted(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect()
+}
+
+/// The 401/403 response with its `WWW-Authenticate` challenge.
+pub fn refusal_response(live: &Live, refusal: &Refusal, metadata_url: &str) -> Response {
+    let mut params: Vec<String> = Vec::new();
+    let (status, error, description) = match refusal {
+        Refusal::Missing => (StatusCode::UNAUTHORIZED, None, "a service-account token is required".to_owned()),
+        Refusal::Invalid(why) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), why.clone()),
+        Refusal::InsufficientScope(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), "the token lacks a required scope".to_owned()),
+    };
+    if let Some(error) = error {
+        params.push(format!("error=\"{error}\""));
+        params.push(format!("error_description=\"{}\"", quoted(&description)));
+    }
+    if let Refusal::InsufficientScope(scopes) = refusal {
+        params.push(format!("scope=\"{}\"", quoted(&scopes.join(" "))));
+    }
+    if live.sa.require_metadata_on_401 || status == StatusCode::FORBIDDEN {
+        params.push(format!("resource_metadata=\"{}\"", quoted(metadata_url)));
+    }
+    let challenge = if params.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", params.join(", ")) };
+    let mut body = json!({"error": error.unwrap_or("unauthorized"), "error_description": description});
+    if let Refusal::InsufficientScope(scopes) = refusal {
+        body["scope"] = json!(scopes.join(" "));
+    }
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}

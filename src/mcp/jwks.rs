@@ -1,0 +1,146 @@
+//! Remote JWKS (`jwks_uri`) for `mode: "oauth"`: fetched on first use, cached for the
+//! `Cache-Control: max-age` the server sends (default five minutes), and re-fetched early when a
+//! token names a `kid` we do not know — at most once per [`REFETCH_INTERVAL`], so a stream of
+//! forged kids cannot turn the server into a request amplifier. Only Ed25519 (`OKP`) keys are
+//! taken; everything else in the set is ignored.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::keys::PublicKey;
+use crate::token::TrustedKey;
+
+/// Minimum time between two fetches triggered by unknown kids.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+pub struct JwksSource {
+    pub uri: String,
+    client: reqwest::Client,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: Vec<TrustedKey>,
+    expires: Option<Instant>,
+    last_fetch: Option<Instant>,
+}
+
+impl JwksSource {
+    pub fn new(uri: String) -> Self {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        JwksSource { uri, client, cache: Mutex::new(Cache::default()) }
+    }
+
+    /// The cached keys, fetched again when the cache is stale.
+    pub async fn keys(&self) -> Vec<TrustedKey> {
+        let mut cache = self.cache.lock().await;
+        let stale = cache.expires.is_none_or(|t| Instant::now() >= t);
+        if stale && cache.last_fetch.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.fetch_into(&mut cache).await;
+        }
+        cache.keys.clone()
+    }
+
+    /// Fetch again because a token names an unknown kid (rate-limited).
+    pub async fn refresh(&self) -> Vec<TrustedKey> {
+        let mut cache = self.cache.lock().await;
+        if cache.last_fetch.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL) {
+            self.fetch_into(&mut cache).await;
+        }
+        cache.keys.clone()
+    }
+
+    async fn fetch_into(&self, cache: &mut Cache) {
+        cache.last_fetch = Some(Instant::now());
+        match self.fetch().await {
+            Ok((keys, max_age)) => {
+                cache.keys = keys;
+                cache.expires = Some(Instant::now() + max_age);
+            }
+            Err(e) => {
+                // Keep serving the keys we had; try again after the rate limit.
+                eprintln!("{} warning: cannot fetch JWKS from {}: {e}", crate::profile::now().to_rfc3339(), self.uri);
+                cache.expires = Some(Instant::now() + REFETCH_INTERVAL);
+            }
+        }
+    }
+
+    async fn fetch(&self) -> anyhow::Result<(Vec<TrustedKey>, Duration)> {
+        let response = self.client.get(&self.uri).header("accept", "application/json").send().await?;
+        if !response.status().is_success() {
+            anyhow::bail!("HTTP {}", response.status());
+        }
+        let max_age = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(parse_max_age).unwrap_or(DEFAULT_MAX_AGE);
+        let body = response.bytes().await?;
+        if body.len() > MAX_JWKS_BYTES {
+            anyhow::bail!("JWKS larger than {MAX_JWKS_BYTES} bytes");
+        }
+        let doc: Value = serde_json::from_slice(&body)?;
+        Ok((parse_jwks(&doc), max_age))
+    }
+}
+
+/// `max-age=N` (clamped to a day); `no-store`/`no-cache` mean "fetch again next time".
+pub fn parse_max_age(header: &str) -> Duration {
+    let mut age = DEFAULT_MAX_AGE;
+    for directive in header.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Duration::ZERO;
+        }
+        if let Some(n) = lower.strip_prefix("max-age=").and_then(|n| n.trim_matches('"').parse::<u64>().ok()) {
+            age = Duration::from_secs(n).min(MAX_MAX_AGE);
+        }
+    }
+    age
+}
+
+/// The Ed25519 keys of a JWKS document; `kid` from the JWK, else its RFC 7638 thumbprint.
+pub fn parse_jwks(doc: &Value) -> Vec<TrustedKey> {
+    let mut out = Vec::new();
+    for jwk in doc.get("keys").and_then(Value::as_array).into_iter().flatten() {
+        let okp = jwk.get("kty").and_then(Value::as_str) == Some("OKP") && jwk.get("crv").and_then(Value::as_str) == Some("Ed25519");
+        let usable = jwk.get("use").and_then(Value::as_str).is_none_or(|u| u == "sig")
+            && jwk.get("alg").and_then(Value::as_str).is_none_or(|a| a == "EdDSA" || a == "Ed25519");
+        if !okp || !usable || jwk.get("d").is_some() {
+            continue;
+        }
+        let Some(key) = jwk.get("x").and_then(Value::as_str).and_then(|x| PublicKey::from_x(x).ok()) else { continue };
+        let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| key.thumbprint());
+        out.push(TrustedKey { kid, key });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_parsing() {
+        assert_eq!(parse_max_age("public, max-age=60"), Duration::from_secs(60));
+        assert_eq!(parse_max_age("no-store"), Duration::ZERO);
+        assert_eq!(parse_max_age("max-age=99999999"), MAX_MAX_AGE);
+        assert_eq!(parse_max_age("private"), DEFAULT_MAX_AGE);
+    }
+
+    #[test]
+    fn only_ed25519_public_keys_are_taken() {
+        let key = crate::keys::PrivateKey::generate().public();
+        let doc = serde_json::json!({"keys": [
+            key.jwk(),
+            {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "rsa"},
+            {"kty": "OKP", "crv": "X25519", "x": key.x(), "kid": "x"},
+            {"kty": "OKP", "crv": "Ed25519", "x": key.x(), "kid": "enc", "use": "enc"},
+        ]});
+        let keys = parse_jwks(&doc);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid, key.thumbprint());
+    }
+}

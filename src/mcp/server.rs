@@ -1,0 +1,498 @@
+//! The MCP Streamable HTTP server: `/mcp` (POST messages, GET for a stream we do not offer,
+//! DELETE to end a session), the RFC 9728 protected-resource metadata, and the JWKS.
+//!
+//! Order of checks on `/mcp`: Origin (403), authentication (401/403), `Accept` (406), body
+//! (400), session (400 missing / 404 unknown), `MCP-Protocol-Version` (400), then the method.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::mcp::auth::{self, Caller, Refusal};
+use crate::mcp::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, LATEST_VERSION, METHOD_NOT_FOUND, Message, PARSE_ERROR};
+use crate::mcp::live::{Live, Shared, log_line};
+
+/// Largest request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest request head (request line plus headers).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Tools per `tools/list` page.
+pub const PAGE_SIZE: usize = 100;
+/// Sessions kept at most; the least recently used goes first.
+const MAX_SESSIONS: usize = 10_000;
+/// A session unused this long is forgotten.
+const SESSION_IDLE: Duration = Duration::from_secs(3600);
+
+struct SessionInfo {
+    version: String,
+    client_id: String,
+    last_seen: Instant,
+}
+
+pub struct AppState {
+    shared: Arc<Shared>,
+    sessions: Mutex<HashMap<String, SessionInfo>>,
+    /// `http://host:port` as clients reach us.
+    base_url: String,
+    path: String,
+    log: bool,
+}
+
+impl AppState {
+    fn metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource{}", self.base_url, self.path)
+    }
+
+    fn resource(&self) -> String {
+        format!("{}{}", self.base_url, self.path)
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Bind `addr` and prepare the routes. The watcher that reloads the profile starts with [`run`].
+    pub async fn bind(shared: Arc<Shared>, addr: SocketAddr, log: bool) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let host = match addr {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_owned(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        let state = Arc::new(AppState {
+            shared,
+            sessions: Mutex::new(HashMap::new()),
+            base_url: format!("http://{host}:{}", addr.port()),
+            path: "/mcp".into(),
+            log,
+        });
+        Ok(Server { listener, state, addr })
+    }
+
+    /// The MCP endpoint URL.
+    pub fn url(&self) -> String {
+        self.state.resource()
+    }
+
+    /// Serve until `shutdown` completes; in-flight requests get a few seconds to finish.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.state.shared.spawn_watcher();
+        let app = router(Arc::clone(&self.state));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let mut connections = tokio::task::JoinSet::new();
+        let mut stop = stop_rx.clone();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                    let mut stop = stop_rx.clone();
+                    connections.spawn(async move {
+                        let mut builder = hyper::server::conn::http1::Builder::new();
+                        builder.max_buf_size(MAX_HEAD_BYTES).max_headers(100).header_read_timeout(Duration::from_secs(30))
+                            .timer(hyper_util::rt::TokioTimer::new());
+                        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = stopped(&mut stop) => {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
+                        }
+                    });
+                    // Reap finished connection tasks so the set does not grow.
+                    while connections.try_join_next().is_some() {}
+                }
+                _ = stopped(&mut stop) => break,
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async { while connections.join_next().await.is_some() {} }).await;
+        Ok(())
+    }
+}
+
+/// Completes once the stop flag is set (or its sender is gone).
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/mcp", get(handle_get).post(handle_post).delete(handle_delete))
+        .route("/.well-known/oauth-protected-resource", get(metadata))
+        .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
+        .route("/.well-known/jwks.json", get(jwks))
+        .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not found"}))) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// RFC 9728 protected-resource metadata.
+async fn metadata(State(state): State<Arc<AppState>>) -> Response {
+    let live = state.shared.get();
+    let sa = &live.sa;
+    let mut doc = json!({
+        "resource": state.resource(),
+        "bearer_methods_supported": sa.bearer_methods_supported,
+        "scopes_supported": live.scopes_supported,
+        "resource_name": format!("mcpgen {}", live.profile),
+    });
+    let jwks_uri = match (&sa.jwks_uri, sa.mode) {
+        (Some(uri), crate::config::Mode::Oauth) => uri.clone(),
+        _ => format!("{}/.well-known/jwks.json", state.base_url),
+    };
+    doc["jwks_uri"] = json!(jwks_uri);
+    let mut servers = sa.authorization_servers.clone();
+    if servers.is_empty()
+        && let Some(iss) = sa.issuer.as_deref().filter(|i| i.starts_with("https://") || i.starts_with("http://"))
+    {
+        servers.push(iss.to_owned());
+    }
+    if !servers.is_empty() {
+        doc["authorization_servers"] = json!(servers);
+    }
+    for (key, value) in [
+        ("resource_documentation", &sa.resource_documentation),
+        ("resource_policy_uri", &sa.resource_policy_uri),
+        ("revocation_endpoint", &sa.revocation_endpoint),
+        ("introspection_endpoint", &sa.introspection_endpoint),
+        ("client_id", &sa.client_id),
+    ] {
+        if let Some(value) = value {
+            doc[key] = json!(value);
+        }
+    }
+    // client_secret is configuration for the proxy, never published.
+    json_response(StatusCode::OK, &doc)
+}
+
+/// The profile's public keys: current and those still in a grace period.
+async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let live = state.shared.get();
+    let keys: Vec<Value> = live.keys.iter().map(|k| k.key.jwk()).collect();
+    let mut response = json_response(StatusCode::OK, &json!({"keys": keys}));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    response
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], value.to_string()).into_response()
+}
+
+/// Origin must be loopback or configured (DNS-rebinding protection; transport spec §Security).
+fn origin_allowed(live: &Live, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let Ok(origin) = origin.to_str() else { return false };
+    if live.allowed_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    match url::Url::parse(origin) {
+        Ok(url) => {
+            matches!(url.host(), Some(url::Host::Domain("localhost")))
+                || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+                || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Per-request facts for the access log.
+struct LogLine {
+    started: Instant,
+    method: &'static str,
+    rpc: String,
+    tool: String,
+    client: String,
+}
+
+impl LogLine {
+    fn new(method: &'static str) -> Self {
+        LogLine { started: Instant::now(), method, rpc: "-".into(), tool: "-".into(), client: "-".into() }
+    }
+
+    fn finish(self, state: &AppState, response: Response) -> Response {
+        if state.log {
+            log_line(&format!(
+                "{} /mcp {} {} client={} {} {:.2}ms",
+                self.method,
+                self.rpc,
+                self.tool,
+                crate::validate::printable(&self.client),
+                response.status().as_u16(),
+                self.started.elapsed().as_secs_f64() * 1000.0
+            ));
+        }
+        response
+    }
+}
+
+fn plain_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    json_response(status, &serde_json::to_value(Message::error(id, code, message)).unwrap_or_default())
+}
+
+/// Common gate for every `/mcp` request: Origin, then authentication.
+async fn gate(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, Response> {
+    if !origin_allowed(live, headers) {
+        return Err(plain_error(StatusCode::FORBIDDEN, Value::Null, INVALID_REQUEST, "Origin not allowed"));
+    }
+    auth::authenticate(live, headers, query).await.map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url()))
+}
+
+/// Look up the session of a non-initialize request.
+fn check_session(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Result<(String, String), Response> {
+    let Some(id) = headers.get(jsonrpc::SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(plain_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            INVALID_REQUEST,
+            "missing Mcp-Session-Id header; send initialize first",
+        ));
+    };
+    let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
+    match sessions.get_mut(id) {
+        // A session belongs to the client that created it.
+        Some(session) if session.client_id == caller.client_id && session.last_seen.elapsed() < SESSION_IDLE => {
+            session.last_seen = Instant::now();
+            Ok((id.to_owned(), session.version.clone()))
+        }
+        _ => Err(plain_error(StatusCode::NOT_FOUND, Value::Null, INVALID_REQUEST, "unknown or expired session; initialize again")),
+    }
+}
+
+fn accepts(headers: &HeaderMap) -> (bool, bool) {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*").to_ascii_lowercase();
+    let any = accept.contains("*/*");
+    (any || accept.contains("application/json") || accept.contains("application/*"), any || accept.contains("text/event-stream"))
+}
+
+async fn handle_get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let live = state.shared.get();
+    let log = LogLine::new("GET");
+    let response = match gate(&state, &live, &headers, query.as_deref()).await {
+        Err(r) => r,
+        // We never send server-initiated messages, so there is no stream to offer.
+        Ok(_) => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response(),
+    };
+    log.finish(&state, response)
+}
+
+async fn handle_delete(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let live = state.shared.get();
+    let mut log = LogLine::new("DELETE");
+    let response = match gate(&state, &live, &headers, query.as_deref()).await {
+        Err(r) => r,
+        Ok(caller) => {
+            log.client = caller.client_id.clone();
+            match check_session(&state, &headers, &caller) {
+                Err(r) => r,
+                Ok((id, _)) => {
+                    state.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    StatusCode::NO_CONTENT.into_response()
+                }
+            }
+        }
+    };
+    log.finish(&state, response)
+}
+
+async fn handle_post(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let live = state.shared.get();
+    let mut log = LogLine::new("POST");
+    let response = post(&state, &live, &headers, query.as_deref(), &body, &mut log).await;
+    log.finish(&state, response)
+}
+
+async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>, body: &[u8], log: &mut LogLine) -> Response {
+    let caller = match gate(state, live, headers, query).await {
+        Ok(caller) => caller,
+        Err(r) => return r,
+    };
+    log.client = caller.client_id.clone();
+    let (json_ok, sse_ok) = accepts(headers);
+    if !json_ok && !sse_ok {
+        return plain_error(
+            StatusCode::NOT_ACCEPTABLE,
+            Value::Null,
+            INVALID_REQUEST,
+            "Accept must include application/json or text/event-stream",
+        );
+    }
+    let use_sse = sse_ok && !json_ok;
+    let parsed: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return plain_error(StatusCode::BAD_REQUEST, Value::Null, PARSE_ERROR, &format!("invalid JSON: {e}")),
+    };
+    let batch = parsed.is_array();
+    let raw_messages = match parsed {
+        Value::Array(items) if !items.is_empty() => items,
+        Value::Array(_) => return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "empty batch"),
+        single => vec![single],
+    };
+    let mut messages = Vec::with_capacity(raw_messages.len());
+    for raw in raw_messages {
+        match serde_json::from_value::<Message>(raw) {
+            Ok(m) if m.jsonrpc == "2.0" => messages.push(m),
+            _ => return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "not a JSON-RPC 2.0 message"),
+        }
+    }
+
+    // initialize: alone, no session yet.
+    if let Some(init) = messages.iter().find(|m| m.method.as_deref() == Some("initialize")) {
+        log.rpc = "initialize".into();
+        if batch {
+            return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "initialize must not be part of a batch");
+        }
+        let Some(id) = init.id.clone() else {
+            return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "initialize must be a request");
+        };
+        let requested = init.params.as_ref().and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
+        let version = if jsonrpc::is_supported(requested) { requested } else { LATEST_VERSION };
+        let session_id = new_session(state, version, &caller);
+        let result = json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": false}},
+            "serverInfo": {"name": "mcpgen", "title": format!("mcpgen {}", live.profile), "version": env!("CARGO_PKG_VERSION")},
+            "instructions": format!("Tools of the {} API. Service-account scopes decide which tools you see.", live.profile),
+        });
+        let mut response = reply(vec![Message::result(id, result)], false, use_sse);
+        if let Ok(v) = HeaderValue::from_str(&session_id) {
+            response.headers_mut().insert(jsonrpc::SESSION_HEADER, v);
+        }
+        return response;
+    }
+
+    let (_, session_version) = match check_session(state, headers, &caller) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Some(v) = headers.get(jsonrpc::VERSION_HEADER) {
+        match v.to_str() {
+            Ok(v) if jsonrpc::is_supported(v) => {}
+            _ => return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "unsupported MCP-Protocol-Version"),
+        }
+    }
+    let structured = session_version.as_str() >= "2025-06-18";
+    let mut replies = Vec::new();
+    for message in messages {
+        if !message.is_request() {
+            continue; // notifications and responses: accepted, nothing to say
+        }
+        let id = message.id.clone().unwrap_or(Value::Null);
+        let method = message.method.as_deref().unwrap_or("");
+        log.rpc = method.to_owned();
+        match method {
+            "ping" => replies.push(Message::result(id, json!({}))),
+            "tools/list" => replies.push(list_tools(live, &caller, id, message.params.as_ref())),
+            "tools/call" => {
+                let params = message.params.clone().unwrap_or(Value::Null);
+                let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+                log.tool = crate::validate::printable(name);
+                let Some(tool) = live.tools.get(name) else {
+                    replies.push(Message::error(id, INVALID_PARAMS, format!("Unknown tool: {}", crate::validate::printable(name))));
+                    continue;
+                };
+                let needed = live.authorization.scopes_for(name);
+                if !caller.has_all(needed) {
+                    return auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url());
+                }
+                let args = match params.get("arguments") {
+                    None | Some(Value::Null) => serde_json::Map::new(),
+                    Some(Value::Object(map)) => map.clone(),
+                    Some(_) => {
+                        replies.push(Message::error(id, INVALID_PARAMS, "arguments must be an object"));
+                        continue;
+                    }
+                };
+                let result = live.tools.call(tool, &args, structured).await;
+                replies.push(Message::result(id, result));
+            }
+            other => replies.push(Message::error(id, METHOD_NOT_FOUND, format!("Method not found: {}", crate::validate::printable(other)))),
+        }
+    }
+    if replies.is_empty() {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    reply(replies, batch, use_sse)
+}
+
+fn new_session(state: &AppState, version: &str, caller: &Caller) -> String {
+    let id = format!("{:032x}", rand::random::<u128>());
+    let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
+    if sessions.len() >= MAX_SESSIONS {
+        sessions.retain(|_, s| s.last_seen.elapsed() < SESSION_IDLE);
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone())
+        {
+            sessions.remove(&oldest);
+        }
+    }
+    sessions
+        .insert(id.clone(), SessionInfo { version: version.to_owned(), client_id: caller.client_id.clone(), last_seen: Instant::now() });
+    id
+}
+
+/// `tools/list`: the tools the caller has the scopes for, a page at a time.
+fn list_tools(live: &Live, caller: &Caller, id: Value, params: Option<&Value>) -> Message {
+    let start = match params.and_then(|p| p.get("cursor")) {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(c)) => match c.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => return Message::error(id, INVALID_PARAMS, "invalid cursor"),
+        },
+        Some(_) => return Message::error(id, INVALID_PARAMS, "invalid cursor"),
+    };
+    let visible: Vec<&Value> =
+        live.tools.tools.iter().filter(|t| caller.has_all(live.authorization.scopes_for(&t.op.name))).map(|t| &t.descriptor).collect();
+    if start > visible.len() {
+        return Message::error(id, INVALID_PARAMS, "invalid cursor");
+    }
+    let end = (start + PAGE_SIZE).min(visible.len());
+    let mut result = json!({"tools": visible[start..end]});
+    if end < visible.len() {
+        result["nextCursor"] = json!(end.to_string());
+    }
+    Message::result(id, result)
+}
+
+/// A JSON body, or one SSE event per message.
+fn reply(messages: Vec<Message>, batch: bool, sse: bool) -> Response {
+    let payload =
+        if batch { serde_json::to_string(&messages).unwrap_or_default() } else { serde_json::to_string(&messages[0]).unwrap_or_default() };
+    if sse {
+        let mut body = String::new();
+        for m in &messages {
+            body.push_str("event: message\ndata: ");
+            body.push_str(&serde_json::to_string(m).unwrap_or_default());
+            body.push_str("\n\n");
+        }
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response();
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], payload).into_response()
+}
