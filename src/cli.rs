@@ -40,6 +40,10 @@ pub enum Command {
     SaVerify(SaVerifyArgs),
     /// Run the profile's MCP server (Streamable HTTP).
     Serve(ServeArgs),
+    /// Call an MCP server's tools as a service account.
+    Client(ClientArgs),
+    /// Create a throw-away profile, serve it and call it: a tour in one command.
+    Demo(DemoArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }

@@ -26,6 +26,7 @@ use cli::{Cli, Command};
 
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let explicit_root = cli.root.clone();
     let root = cli.root.unwrap_or_else(|| PathBuf::from("generated"));
     match cli.command {
         Command::Up(args) => commands::up::run(&root, args),
@@ -36,6 +37,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SaRevoke(args) => commands::sa_revoke::run(&root, args),
         Command::SaVerify(args) => commands::sa_verify::run(&root, args),
         Command::Serve(args) => commands::serve::run(&root, args),
+        Command::Client(args) => commands::client::run(&root, args),
+        Command::Demo(args) => commands::demo::run(explicit_root, args),
         Command::Completions(args) => commands::completions::run(args),
     }
 }

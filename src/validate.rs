@@ -86,10 +86,15 @@ pub fn http_url(value: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-/// Control characters escaped, so hostile input cannot drive the terminal.
+/// Control characters escaped and at most 200 characters kept: for echoing input in messages.
 pub fn printable(value: &str) -> String {
+    escape_controls(&value.chars().take(200).collect::<String>())
+}
+
+/// Control characters escaped, so text from elsewhere cannot drive the terminal.
+pub fn escape_controls(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    for c in value.chars().take(200) {
+    for c in value.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {

@@ -1,6 +1,8 @@
 //! One module per subcommand. Each `run` takes resolved settings and returns the exit code.
 
+pub mod client;
 pub mod completions;
+pub mod demo;
 pub mod list;
 pub mod remint_all;
 pub mod sa_revoke;

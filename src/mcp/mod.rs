@@ -3,10 +3,14 @@
 //! and hot-reloaded state `live`), and the client (`client`, `sse`).
 
 pub mod auth;
+pub mod client;
 pub mod jsonrpc;
 pub mod jwks;
 pub mod live;
+pub mod oauth;
+pub mod schema;
 pub mod server;
+pub mod sse;
 pub mod tools;
 
 /// Install the process-wide TLS provider (ring) once; reqwest is built without one so the

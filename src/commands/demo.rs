@@ -1,0 +1,139 @@
+//! `mcpgen demo`: the whole product in one command. It creates a throw-away profile from the
+//! built-in sample (in a temporary folder unless `--root` is given), mints a limited token,
+//! serves the profile in-process on a free loopback port in mock mode, lists and calls tools as
+//! the primary token, shows the limited token being refused a tool outside its scopes, and stops.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::cli::{SaTokenArgs, UpArgs};
+use crate::config::ServerConfig;
+use crate::mcp::client::{ClientError, ExtraHeader, McpClient};
+use crate::mcp::live::{Shared, Source};
+use crate::mcp::server::Server;
+use crate::output;
+use crate::store::{self, Access};
+
+const LIMITED: &str = "dashboard";
+
+pub fn run(root: Option<PathBuf>, args: crate::cli::DemoArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let temp;
+    let explicit = root.is_some();
+    let root = match root {
+        Some(root) => root,
+        None => {
+            temp = tempfile::Builder::new().prefix("mcpgen-demo-").tempdir().context("cannot create a temporary folder")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let name = args.instance.clone();
+    let is_temp = if explicit { "" } else { " (a temporary folder, removed when the demo ends)" };
+    let mut say = |line: String| {
+        let _ = output::emit(&format!("{line}\n"));
+    };
+
+    say(format!("1. Create profile {name} from the built-in orders-and-products spec (Ed25519 keypair + `default` primary token)"));
+    super::up::run(
+        &root,
+        UpArgs {
+            instance: Some(name.clone()),
+            spec: None,
+            port: None,
+            issuer: None,
+            downstream: None,
+            scopes: None,
+            no_sa: false,
+            force: true,
+        },
+    )?;
+    say(format!("   -> {}{is_temp}", root.join(&name).display()));
+
+    say(format!("2. Mint a limited token `{LIMITED}` with only products.read, valid 30 days"));
+    super::sa_token::run(
+        &root,
+        SaTokenArgs {
+            profile: name.clone(),
+            name: LIMITED.into(),
+            scopes: Some(vec!["products.read".into()]),
+            client_id: None,
+            days: Some("30".into()),
+            issuer: None,
+            primary: false,
+            print: false,
+        },
+    )?;
+
+    crate::mcp::init_tls();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let code = runtime.block_on(tour(&root, &name, &mut say))?;
+    say(format!(
+        "Done in {:.0} ms. Next: `mcpgen up --instance myprof`, `mcpgen serve myprof`, `mcpgen client myprof`.",
+        started.elapsed().as_secs_f64() * 1000.0
+    ));
+    Ok(code)
+}
+
+async fn tour(root: &Path, name: &str, say: &mut impl FnMut(String)) -> Result<ExitCode> {
+    let shared = Shared::new(Source { root: root.to_path_buf(), profile: name.to_owned(), mock: true, downstream: None })?;
+    let server = Server::bind(shared, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), false).await?;
+    let url = server.url();
+    say(format!("3. Serve it (mock mode, answers from the spec's examples) at {url}"));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let session = store::open(root, name, Access::Read)?;
+    let config = ServerConfig::load(&session.layout.server_config())?;
+    let sa = config.security.authentication.service_account.effective();
+    let token_of = |token: &str| -> Result<Vec<ExtraHeader>> {
+        let jwt = crate::fsx::read_text(&session.layout.file(&session.profile.token(token).context("demo token missing")?.filename))?;
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("{}{}", sa.client_prefix(), jwt.trim()))?;
+        value.set_sensitive(true);
+        Ok(vec![ExtraHeader { name: reqwest::header::HeaderName::from_bytes(sa.header.as_bytes())?, value }])
+    };
+
+    let result = async {
+        let mut primary = McpClient::new(&url, token_of("default")?, None, Duration::from_secs(10), false)?;
+        primary.initialize().await?;
+        let tools = primary.list_tools().await?;
+        say(format!("4. List tools as the primary token (scopes orders.read products.read): {} visible", tools.len()));
+        let refs: Vec<&serde_json::Value> = tools.iter().collect();
+        for line in super::client::render_listing(&refs, 0).lines() {
+            say(format!("   {line}"));
+        }
+        say("5. Call getOrder {\"orderId\": \"ord-1001\"} as the primary token".into());
+        let result = primary.call_tool("getOrder", json!({"orderId": "ord-1001"})).await?;
+        for line in super::client::render_result(&result, false).lines() {
+            say(format!("   {line}"));
+        }
+        primary.close().await;
+
+        let mut limited = McpClient::new(&url, token_of(LIMITED)?, None, Duration::from_secs(10), false)?;
+        limited.initialize().await?;
+        let visible = limited.list_tools().await?.len();
+        say(format!("6. As `{LIMITED}` (products.read only): {visible} tool visible; calling getOrders needs orders.read"));
+        match limited.call_tool("getOrders", json!({})).await {
+            Err(ClientError::Refused { status, error, scope, .. }) => say(format!(
+                "   refused as expected: HTTP {status} {}, needed scope {}",
+                error.unwrap_or_default(),
+                scope.unwrap_or_default()
+            )),
+            Err(e) => bail!("the limited token failed in an unexpected way: {e}"),
+            Ok(_) => bail!("the limited token was allowed a tool outside its scopes"),
+        }
+        limited.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = stop_tx.send(());
+    let _ = running.await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
