@@ -169,9 +169,9 @@ pub struct SaVerifyArgs {
 pub struct ServeArgs {
     /// Profile name.
     pub profile: String,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
-    pub bind: String,
+    /// Address to listen on [default: server.host of the configuration, 127.0.0.1].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
     /// Port to listen on (default: the profile's; 0 picks a free port and prints the URL).
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,

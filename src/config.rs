@@ -30,9 +30,9 @@ pub struct ServerConfig {
 #[serde(default)]
 pub struct ServerSection {
     pub name: String,
+    /// Address `serve` binds when --bind is not given. (The port is the profile's: it is part of
+    /// the server URL every token names as its audience.)
     pub host: String,
-    pub port: u16,
-    pub path: String,
     /// Origins allowed besides loopback ones (DNS-rebinding protection, MCP transport spec).
     pub allowed_origins: Vec<String>,
 }
@@ -42,8 +42,6 @@ impl Default for ServerSection {
         ServerSection {
             name: "mcpgen".into(),
             host: "127.0.0.1".into(),
-            port: crate::profile::DEFAULT_PORT,
-            path: "/mcp".into(),
             allowed_origins: Vec::new(),
         }
     }

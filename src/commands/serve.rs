@@ -16,18 +16,19 @@ use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
     crate::mcp::init_tls();
-    let ip: IpAddr = args.bind.parse().map_err(|_| {
-        Failure::usage(format!("--bind: {:?} is not an IP address", validate::printable(&args.bind))).hint("use e.g. 127.0.0.1 or 0.0.0.0")
-    })?;
     if let Some(url) = &args.downstream {
         super::check("--downstream", validate::http_url(url))?;
     }
     let source = Source { root: root.to_path_buf(), profile: args.profile.clone(), mock: args.mock, downstream: args.downstream.clone() };
     let shared = Shared::new(source)?;
-    let port = match args.port {
-        Some(p) => p,
-        None => crate::store::open(root, &args.profile, crate::store::Access::Read)?.profile.port,
+    let (flag, bind) = match &args.bind {
+        Some(bind) => ("--bind", bind.clone()),
+        None => ("server.host", shared.get().host.clone()),
     };
+    let ip: IpAddr = bind
+        .parse()
+        .map_err(|_| Failure::usage(format!("{flag}: {:?} is not an IP address", validate::printable(&bind))).hint("use e.g. 127.0.0.1 or 0.0.0.0"))?;
+    let port = args.port.unwrap_or(shared.get().port);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let addr = SocketAddr::new(ip, port);

@@ -135,7 +135,6 @@ fn build(
 
     let mut config = ServerConfig::default();
     config.server.name = name.to_owned();
-    config.server.port = port;
     config.openapi.spec = profile.spec.clone();
     config.openapi.downstream = args.downstream.clone();
     config.security.authentication.service_account =

@@ -35,6 +35,11 @@ pub struct Source {
 /// One consistent snapshot of everything a request needs.
 pub struct Live {
     pub profile: String,
+    /// The profile's port and the configured bind address (read at start only).
+    pub port: u16,
+    pub host: String,
+    /// When the earliest retired key stops being accepted: the snapshot must be rebuilt then.
+    pub valid_until: Option<i64>,
     pub sa: ServiceAccount,
     pub authorization: Authorization,
     pub keys: Vec<TrustedKey>,
@@ -98,8 +103,12 @@ impl Live {
             }
         }
         scopes_supported.sort();
+        let valid_until = session.profile.retired_keys.iter().filter(|k| k.accept_until > now).map(|k| k.accept_until.timestamp()).min();
         Ok(Live {
             profile: session.profile.name.clone(),
+            port: session.profile.port,
+            host: config.server.host.clone(),
+            valid_until,
             sa,
             authorization: config.security.authorization,
             keys,
@@ -197,8 +206,10 @@ impl Shared {
     /// Reload if any watched file changed. Returns whether a new snapshot was installed.
     pub fn reload_if_changed(&self) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Fingerprint::of(&self.get().watched);
-        if now == *seen {
+        let current = self.get();
+        let now = Fingerprint::of(&current.watched);
+        let key_retired = current.valid_until.is_some_and(|t| chrono::Utc::now().timestamp() >= t);
+        if now == *seen && !key_retired {
             return false;
         }
         // Remember it first: a bad edit is reported once, not at every interval.
