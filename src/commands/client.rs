@@ -133,7 +133,7 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
 }
 
 fn no_such_tool(name: &str, tools: &[Value]) -> anyhow::Error {
-    let names: Vec<&str> = tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).take(20).collect();
+    let names: Vec<String> = tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).take(20).map(validate::printable).collect();
     let hint =
         if names.is_empty() { "this token sees no tools".to_owned() } else { format!("tools this token sees: {}", names.join(", ")) };
     Failure::new(Kind::Tool, format!("no tool named {:?} on the server", validate::printable(name))).hint(hint).into()
@@ -143,7 +143,7 @@ fn no_such_tool(name: &str, tools: &[Value]) -> anyhow::Error {
 pub fn render_listing(tools: &[&Value], prompts: usize) -> String {
     let mut out = format!("Tools: {} | Prompts: {prompts}\nToolNames:\n", tools.len());
     for tool in tools {
-        out.push_str(&format!("- {}: {}\n", field(tool, "name"), one_line(&field(tool, "description"))));
+        out.push_str(&format!("- {}: {}\n", one_line(&field(tool, "name")), one_line(&field(tool, "description"))));
     }
     out
 }
@@ -151,7 +151,7 @@ pub fn render_listing(tools: &[&Value], prompts: usize) -> String {
 fn render_details(tools: &[&Value]) -> String {
     let mut out = String::new();
     for tool in tools {
-        out.push_str(&format!("- {}: {}\n", field(tool, "name"), one_line(&field(tool, "description"))));
+        out.push_str(&format!("- {}: {}\n", one_line(&field(tool, "name")), one_line(&field(tool, "description"))));
         let schema = serde_json::to_string_pretty(tool.get("inputSchema").unwrap_or(&Value::Null)).unwrap_or_default();
         out.push_str("  inputSchema:\n");
         for line in schema.lines() {
@@ -421,6 +421,8 @@ mod tests {
         let tool = json!({"name": "evil", "description": "line one\nline two \u{1b}[31mred"});
         let text = render_listing(&[&tool], 0);
         assert_eq!(text, "Tools: 1 | Prompts: 0\nToolNames:\n- evil: line one line two \\u{1b}[31mred\n");
+        let tool = json!({"name": "bad\u{1b}]0;x\u{7}", "description": "d"});
+        assert_eq!(render_listing(&[&tool], 0), "Tools: 1 | Prompts: 0\nToolNames:\n- bad\\u{1b}]0;x\\u{7}: d\n");
     }
 
     #[test]
