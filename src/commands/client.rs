@@ -408,7 +408,10 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
                 None => "check the URL and that the server is running".to_owned(),
             })
             .into(),
-        ClientError::Rpc { .. } | ClientError::Protocol(_) => Failure::error(format!("MCP error: {e}")).into(),
+        // The message may quote the server; keep its control characters off the terminal.
+        ClientError::Rpc { .. } | ClientError::Protocol(_) => {
+            Failure::error(format!("MCP error: {}", validate::escape_controls(&e.to_string()))).into()
+        }
     }
 }
 
