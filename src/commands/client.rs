@@ -99,7 +99,8 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
     let name = args.tool.as_deref().unwrap_or_default();
     // Check the arguments against the schema when the tool is visible; a tool we cannot see
     // is still called, so the server can say why (unknown, or a scope we lack).
-    if let Some(tool) = tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    let listed = tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name));
+    if let Some(tool) = listed
         && let Some(schema) = tool.get("inputSchema")
     {
         crate::mcp::schema::check(schema, &arguments).map_err(|e| {
@@ -107,7 +108,11 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
         })?;
     }
     let result = match client.call_tool(name, arguments).await {
-        Err(ClientError::Rpc { code, message }) if code == INVALID_PARAMS && message.to_ascii_lowercase().contains("unknown tool") => {
+        // Servers word it differently ("Unknown tool: x", rmcp's "tool not found"); invalid
+        // params for a tool the list did not show means the same.
+        Err(ClientError::Rpc { code, message })
+            if code == INVALID_PARAMS && (listed.is_none() || message.to_ascii_lowercase().contains("unknown tool")) =>
+        {
             return Err(no_such_tool(name, &tools));
         }
         Err(ClientError::Rpc { code, message }) => {
