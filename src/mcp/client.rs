@@ -246,7 +246,7 @@ impl McpClient {
         if self.debug {
             trace("<", &format!("{status} ({:.1} ms)", started.elapsed().as_secs_f64() * 1000.0));
             for (name, value) in &headers {
-                trace("<", &format!("{name}: {}", value.to_str().unwrap_or("<binary>")));
+                trace("<", &format!("{name}: {}", redact_header(name, value, &[])));
             }
         }
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
@@ -434,7 +434,8 @@ fn refused(status: u16, headers: &HeaderMap, body: &[u8]) -> ClientError {
 
 /// Credential headers are shown as `<redacted>`; so is any header the caller marked secret.
 fn redact_header(name: &HeaderName, value: &HeaderValue, secrets: &[(HeaderName, HeaderValue)]) -> String {
-    if secrets.iter().any(|(n, _)| n == name) || name == reqwest::header::AUTHORIZATION || name == reqwest::header::COOKIE {
+    use reqwest::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+    if secrets.iter().any(|(n, _)| n == name) || [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE, SET_COOKIE].contains(name) {
         return "<redacted>".into();
     }
     value.to_str().unwrap_or("<binary>").to_owned()
