@@ -759,6 +759,20 @@ fn debug_traces_http_with_credentials_redacted() {
 }
 
 #[test]
+fn debug_redacts_cookies_the_server_sets() {
+    let root = Root::with_profile(P);
+    let fake = Fake::start(|req| {
+        let mut response = minimal_mcp(req);
+        response.headers_mut().insert("set-cookie", "sid=cookie-s3cret; HttpOnly".parse().unwrap());
+        response
+    });
+    let run = root.client().args([P, "--url", &fake.url, "--debug"]).run();
+    run.expect(0);
+    assert!(run.stderr.contains("< set-cookie: <redacted>"), "{}", run.stderr);
+    assert!(!run.stderr.contains("cookie-s3cret"), "{}", run.stderr);
+}
+
+#[test]
 fn passwords_in_the_url_stay_out_of_traces_and_errors() {
     let root = Root::with_profile(P);
     let fake = FakeMcp::default().start();
