@@ -72,11 +72,14 @@ fn calls_a_tool_as_a_named_token() {
 
 #[test]
 fn tool_without_args_sends_an_empty_object() {
-    let (root, server) = served();
-    let run = root.client().args([P, "--url", &server.url, "--tool", "getProducts"]).run();
+    let root = Root::with_profile(P);
+    let fake = FakeMcp::default().start();
+    let run = root.client().args([P, "--url", &fake.url, "--tool", "echo"]).run();
     run.expect(0);
-    let products: Value = serde_json::from_str(&run.stdout).expect("JSON result");
-    assert!(products.is_array(), "{products}");
+    // The default echo tool sends its arguments back.
+    assert_eq!(run.stdout, "{}\n");
+    let call = fake.requests().into_iter().find(|r| r.rpc() == "tools/call").expect("tools/call");
+    assert_eq!(call.json()["params"], json!({"name": "echo", "arguments": {}}));
 }
 
 #[test]
@@ -110,6 +113,34 @@ fn token_choice_flag_then_env_then_client_env_then_mcp_json() {
     // Without client.env: the primary in client/mcp.json.
     std::fs::remove_file(&client_env).unwrap();
     assert_eq!(seen(&[], None), ["svc-p"]);
+}
+
+#[test]
+fn header_name_and_prefix_come_from_the_server_configuration() {
+    let root = Root::with_profile(P);
+    let config_path = root.profile_dir(P).join("mcp_server_config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let sa = &mut config["security"]["authentication"]["service_account"];
+    sa["header"] = json!("X-Robot-Token");
+    sa["prefix"] = json!("Token ");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let jwt = std::fs::read_to_string(root.profile_dir(P).join("sa/token.jwt")).unwrap().trim().to_owned();
+
+    let fake = FakeMcp::default().start();
+    let run = root.client().args([P, "--url", &fake.url, "--debug"]).run();
+    run.expect(0);
+    for request in fake.requests() {
+        assert_eq!(request.header("x-robot-token"), Some(format!("Token {jwt}")));
+        assert_eq!(request.header(SA_HEADER), None);
+    }
+    assert!(run.stderr.contains("> x-robot-token: <redacted>"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&jwt));
+
+    // The real server, reading the same configuration, accepts it.
+    let server = Served::start(&root, P, &["--mock"]);
+    let from = server.log.len();
+    root.client().args([P, "--url", &server.url, "--tool", "getOrders"]).run().expect(0);
+    assert!(clients_in(&server.requests_until_delete(from)).iter().all(|c| c == "svc-p"));
 }
 
 #[test]
