@@ -99,7 +99,8 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
     let name = args.tool.as_deref().unwrap_or_default();
     // Check the arguments against the schema when the tool is visible; a tool we cannot see
     // is still called, so the server can say why (unknown, or a scope we lack).
-    if let Some(tool) = tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    let listed = tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name));
+    if let Some(tool) = listed
         && let Some(schema) = tool.get("inputSchema")
     {
         crate::mcp::schema::check(schema, &arguments).map_err(|e| {
@@ -107,7 +108,11 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
         })?;
     }
     let result = match client.call_tool(name, arguments).await {
-        Err(ClientError::Rpc { code, message }) if code == INVALID_PARAMS && message.to_ascii_lowercase().contains("unknown tool") => {
+        // Servers word it differently ("Unknown tool: x", rmcp's "tool not found"); invalid
+        // params for a tool the list did not show means the same.
+        Err(ClientError::Rpc { code, message })
+            if code == INVALID_PARAMS && (listed.is_none() || message.to_ascii_lowercase().contains("unknown tool")) =>
+        {
             return Err(no_such_tool(name, &tools));
         }
         Err(ClientError::Rpc { code, message }) => {
@@ -133,7 +138,7 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
 }
 
 fn no_such_tool(name: &str, tools: &[Value]) -> anyhow::Error {
-    let names: Vec<&str> = tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).take(20).collect();
+    let names: Vec<String> = tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).take(20).map(validate::printable).collect();
     let hint =
         if names.is_empty() { "this token sees no tools".to_owned() } else { format!("tools this token sees: {}", names.join(", ")) };
     Failure::new(Kind::Tool, format!("no tool named {:?} on the server", validate::printable(name))).hint(hint).into()
@@ -143,7 +148,7 @@ fn no_such_tool(name: &str, tools: &[Value]) -> anyhow::Error {
 pub fn render_listing(tools: &[&Value], prompts: usize) -> String {
     let mut out = format!("Tools: {} | Prompts: {prompts}\nToolNames:\n", tools.len());
     for tool in tools {
-        out.push_str(&format!("- {}: {}\n", field(tool, "name"), one_line(&field(tool, "description"))));
+        out.push_str(&format!("- {}: {}\n", one_line(&field(tool, "name")), one_line(&field(tool, "description"))));
     }
     out
 }
@@ -151,7 +156,7 @@ pub fn render_listing(tools: &[&Value], prompts: usize) -> String {
 fn render_details(tools: &[&Value]) -> String {
     let mut out = String::new();
     for tool in tools {
-        out.push_str(&format!("- {}: {}\n", field(tool, "name"), one_line(&field(tool, "description"))));
+        out.push_str(&format!("- {}: {}\n", one_line(&field(tool, "name")), one_line(&field(tool, "description"))));
         let schema = serde_json::to_string_pretty(tool.get("inputSchema").unwrap_or(&Value::Null)).unwrap_or_default();
         out.push_str("  inputSchema:\n");
         for line in schema.lines() {
@@ -408,7 +413,10 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
                 None => "check the URL and that the server is running".to_owned(),
             })
             .into(),
-        ClientError::Rpc { .. } | ClientError::Protocol(_) => Failure::error(format!("MCP error: {e}")).into(),
+        // The message may quote the server; keep its control characters off the terminal.
+        ClientError::Rpc { .. } | ClientError::Protocol(_) => {
+            Failure::error(format!("MCP error: {}", validate::escape_controls(&e.to_string()))).into()
+        }
     }
 }
 
@@ -421,6 +429,8 @@ mod tests {
         let tool = json!({"name": "evil", "description": "line one\nline two \u{1b}[31mred"});
         let text = render_listing(&[&tool], 0);
         assert_eq!(text, "Tools: 1 | Prompts: 0\nToolNames:\n- evil: line one line two \\u{1b}[31mred\n");
+        let tool = json!({"name": "bad\u{1b}]0;x\u{7}", "description": "d"});
+        assert_eq!(render_listing(&[&tool], 0), "Tools: 1 | Prompts: 0\nToolNames:\n- bad\\u{1b}]0;x\\u{7}: d\n");
     }
 
     #[test]

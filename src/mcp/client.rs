@@ -188,7 +188,7 @@ impl McpClient {
             request = request.header(jsonrpc::VERSION_HEADER, v.as_str());
         }
         if self.debug {
-            trace(">", &format!("DELETE {}", self.url));
+            trace(">", &format!("DELETE {}", redact_url(&self.url)));
         }
         let started = Instant::now();
         if let Ok(response) = request.send().await
@@ -246,7 +246,7 @@ impl McpClient {
         if self.debug {
             trace("<", &format!("{status} ({:.1} ms)", started.elapsed().as_secs_f64() * 1000.0));
             for (name, value) in &headers {
-                trace("<", &format!("{name}: {}", value.to_str().unwrap_or("<binary>")));
+                trace("<", &format!("{name}: {}", redact_header(name, value, &[])));
             }
         }
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
@@ -331,7 +331,18 @@ const SESSION_GONE: &str = "the server does not know the session (404)";
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
     let reason = if e.is_timeout() { "timed out".to_owned() } else { describe_reqwest(e) };
-    ClientError::Unreachable { url: url.to_owned(), reason }
+    ClientError::Unreachable { url: redact_url(url), reason }
+}
+
+/// The URL with any password in it replaced, for messages and traces.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 async fn read_body(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, ClientError> {
@@ -423,7 +434,8 @@ fn refused(status: u16, headers: &HeaderMap, body: &[u8]) -> ClientError {
 
 /// Credential headers are shown as `<redacted>`; so is any header the caller marked secret.
 fn redact_header(name: &HeaderName, value: &HeaderValue, secrets: &[(HeaderName, HeaderValue)]) -> String {
-    if secrets.iter().any(|(n, _)| n == name) || name == reqwest::header::AUTHORIZATION || name == reqwest::header::COOKIE {
+    use reqwest::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+    if secrets.iter().any(|(n, _)| n == name) || [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE, SET_COOKIE].contains(name) {
         return "<redacted>".into();
     }
     value.to_str().unwrap_or("<binary>").to_owned()
@@ -449,5 +461,11 @@ mod tests {
         assert_eq!(params[1], ("scope".into(), "a b".into()));
         assert_eq!(params[2].1, "http://x/.well-known/oauth-protected-resource/mcp");
         assert_eq!(challenge_params("Bearer realm=example"), vec![("realm".to_owned(), "example".to_owned())]);
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(redact_url("http://alice:s3cret@127.0.0.1:1/mcp"), "http://alice:redacted@127.0.0.1:1/mcp");
+        assert_eq!(redact_url("http://127.0.0.1:1/mcp"), "http://127.0.0.1:1/mcp");
     }
 }

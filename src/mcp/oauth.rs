@@ -13,7 +13,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::mcp::client::{ClientError, trace};
+use crate::mcp::client::{ClientError, redact_url, trace};
 use crate::mcp::tools::describe_reqwest;
 
 pub const DEFAULT_BUFFER_SECS: u64 = 300;
@@ -180,7 +180,10 @@ impl OAuthProvider {
             form.push(("scope", c.scopes.join(" ")));
         }
         if debug {
-            trace(">", &format!("POST {} (client credentials for {}, scope {:?})", c.token_url, c.client_id, c.scopes.join(" ")));
+            trace(
+                ">",
+                &format!("POST {} (client credentials for {}, scope {:?})", redact_url(&c.token_url), c.client_id, c.scopes.join(" ")),
+            );
             trace(">", "authorization: <redacted>");
         }
         let response = http
@@ -191,7 +194,7 @@ impl OAuthProvider {
             .send()
             .await
             .map_err(|e| ClientError::Unreachable {
-                url: c.token_url.clone(),
+                url: redact_url(&c.token_url),
                 reason: if e.is_timeout() { "timed out".into() } else { describe_reqwest(&e) },
             })?;
         let status = response.status();
