@@ -39,11 +39,7 @@ pub struct ServerSection {
 
 impl Default for ServerSection {
     fn default() -> Self {
-        ServerSection {
-            name: "mcpgen".into(),
-            host: "127.0.0.1".into(),
-            allowed_origins: Vec::new(),
-        }
+        ServerSection { name: "mcpgen".into(), host: "127.0.0.1".into(), allowed_origins: Vec::new() }
     }
 }
 

@@ -13,6 +13,13 @@ fn main() -> ExitCode {
     }));
     let cli = match mcpgen::cli::Cli::try_parse() {
         Ok(cli) => cli,
+        Err(err) if err.use_stderr() && std::env::args_os().any(|a| a == "--json-errors") => {
+            // Scripts that asked for JSON errors get one for a bad command line too.
+            let first = err.render().to_string();
+            let message = first.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ").to_owned();
+            eprintln!("{}", serde_json::json!({"error": message, "hint": "see --help", "exit_code": 2}));
+            return ExitCode::from(2);
+        }
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
             let _ = err.print();

@@ -25,9 +25,9 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
         Some(bind) => ("--bind", bind.clone()),
         None => ("server.host", shared.get().host.clone()),
     };
-    let ip: IpAddr = bind
-        .parse()
-        .map_err(|_| Failure::usage(format!("{flag}: {:?} is not an IP address", validate::printable(&bind))).hint("use e.g. 127.0.0.1 or 0.0.0.0"))?;
+    let ip: IpAddr = bind.parse().map_err(|_| {
+        Failure::usage(format!("{flag}: {:?} is not an IP address", validate::printable(&bind))).hint("use e.g. 127.0.0.1 or 0.0.0.0")
+    })?;
     let port = args.port.unwrap_or(shared.get().port);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -73,11 +73,14 @@ impl McpClient {
         debug: bool,
     ) -> Result<Self, ClientError> {
         crate::mcp::init_tls();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout);
+        // Loading the system's root certificates costs about a third of a short run; plain http
+        // (the usual loopback case) needs none.
+        let tls_needed = url.starts_with("https:") || oauth.as_ref().is_some_and(|o| o.token_url().starts_with("https:"));
+        if !tls_needed {
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        let http = builder.build().map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         Ok(McpClient {
             http,
             url: url.to_owned(),

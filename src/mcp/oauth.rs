@@ -146,6 +146,10 @@ impl OAuthProvider {
         OAuthProvider { config, cache: Mutex::new(None) }
     }
 
+    pub fn token_url(&self) -> &str {
+        &self.config.token_url
+    }
+
     /// `Authorization: Bearer …` plus the service token header, if configured.
     pub async fn headers(&self, http: &reqwest::Client, debug: bool) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
         let token = self.token(http, debug).await?;
@@ -168,7 +172,9 @@ impl OAuthProvider {
             return Ok(cached.token.clone());
         }
         let (token, lifetime) = self.fetch(http, debug).await?;
-        let refresh_at = Instant::now() + lifetime.saturating_sub(self.config.buffer);
+        // A buffer longer than the token's life would refetch on every request: keep at least
+        // half of the lifetime.
+        let refresh_at = Instant::now() + lifetime.saturating_sub(self.config.buffer.min(lifetime / 2));
         *cache = Some(Cached { token: token.clone(), refresh_at });
         Ok(token)
     }
