@@ -64,6 +64,7 @@ fn up_creates_every_documented_file_with_its_mode() {
         ("mcp_server_config.json", 0o600),
         ("client/mcp.json", 0o600),
         ("client/client.env", 0o600),
+        (".lock", 0o600),
     ] {
         assert_eq!(mode(&env.file("p", relative)), want, "mode of {relative}");
     }

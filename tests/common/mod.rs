@@ -282,13 +282,13 @@ pub fn assert_refused(out: &Out, code: i32, mentions: &[&str]) {
     }
 }
 
-/// Run `args` (expected to be refused with `code`) and assert the whole root is byte-identical
-/// afterwards.
+/// Run `args` (expected to be refused with `code`) and assert the whole temporary folder (the
+/// root and everything beside it) is byte-identical afterwards.
 pub fn assert_refused_unchanged(env: &Env, args: &[&str], code: i32, mentions: &[&str]) -> Out {
-    let before = snapshot(&env.root());
+    let before = snapshot(env.dir.path());
     let out = env.run(args);
     assert_refused(&out, code, mentions);
-    assert_same_tree(&before, &snapshot(&env.root()), &format!("after refused `mcpgen {}`", args.join(" ")));
+    assert_same_tree(&before, &snapshot(env.dir.path()), &format!("after refused `mcpgen {}`", args.join(" ")));
     out
 }
 
