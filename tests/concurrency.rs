@@ -91,7 +91,7 @@ fn assert_one_key_everywhere(env: &Env, expected_tokens: usize) -> String {
     // Private key, public key, server config and every token agree.
     let private = mcpgen::keys::PrivateKey::from_pem(&read_text(&env.file("p", "sa/private.pem"))).unwrap();
     assert_eq!(private.public().thumbprint(), kid, "sa/private.pem is not the key of key_id");
-    let public = public_key(&env, "p");
+    let public = public_key(env, "p");
     assert_eq!(public.thumbprint(), kid, "sa/public.pem is not the key of key_id");
     let config: Value = serde_json::from_str(&read_text(&env.file("p", "mcp_server_config.json"))).unwrap();
     assert_eq!(
