@@ -6,6 +6,7 @@
 //! types, names, the `filename` of each token (never trusted as a path), duplicates, two
 //! primaries — and reports the file and the entry.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -175,6 +176,9 @@ impl Profile {
         validate::identifier("issuer", &self.issuer).map_err(|e| corrupt(path, &e))?;
         validate::http_url(&self.server_url).map_err(|e| corrupt(path, &format!("server_url: {e}")))?;
         let mut primaries = Vec::new();
+        // A set, not a scan of the earlier entries: that was quadratic, and dominated every
+        // command on a profile with thousands of tokens.
+        let mut seen = HashSet::with_capacity(self.sa_tokens.len());
         for (i, entry) in self.sa_tokens.iter().enumerate() {
             let at = |msg: String| corrupt(path, &format!("sa_tokens[{i}]: {msg}"));
             validate::name(&entry.name).map_err(at)?;
@@ -185,7 +189,7 @@ impl Profile {
                     token_filename(&entry.name)
                 )));
             }
-            if self.sa_tokens[..i].iter().any(|other| other.name == entry.name) {
+            if !seen.insert(entry.name.as_str()) {
                 return Err(at(format!("duplicate token name {:?}", entry.name)));
             }
             validate::identifier("client_id", &entry.client_id).map_err(at)?;

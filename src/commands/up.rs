@@ -186,6 +186,9 @@ fn build(
         }
     };
     txn.write(PROFILE_JSON, fsx::SECRET, serde_json::to_string_pretty(&profile)? + "\n");
+    // The lock file is part of a complete profile: otherwise the first command to open the
+    // profile creates it, even one that is then refused and must leave the folder untouched.
+    txn.write(".lock", fsx::SECRET, String::new());
     txn.apply_fresh(dir)?;
     Ok(summary)
 }
