@@ -1,9 +1,11 @@
 //! File-system primitives: atomic writes with an explicit mode, directory creation with a mode,
 //! and durability helpers.
 //!
-//! Every file mcpgen writes goes through [`write_atomic`]: a temporary file in the same folder,
-//! created with its final mode (secrets are never world-readable, not even for an instant),
-//! fsync-ed, then renamed over the target, and the folder fsync-ed.
+//! A file mcpgen writes on its own goes through [`write_atomic`]: a temporary file in the same
+//! folder, created with its final mode (secrets are never world-readable, not even for an
+//! instant), fsync-ed, renamed over the target, and the folder fsync-ed. Large batches whose
+//! bytes are already in a committed journal use [`overwrite_in_place`] and one
+//! [`sync_filesystem`] instead (see `store`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -19,30 +21,17 @@ pub const PUBLIC: u32 = 0o644;
 /// Mode for the folders mcpgen creates.
 pub const DIR: u32 = 0o700;
 
-/// Whether a write should be fsync-ed before it is renamed into place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sync {
-    /// fsync the file and its folder: the write survives a power loss once this returns.
-    Durable,
-    /// Leave flushing to the caller (batch writes follow with one [`sync_filesystem`]).
-    Deferred,
-}
-
 /// Write `data` to `path` atomically with permission bits `mode`.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32, sync: Sync) -> Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = temp_sibling(path);
     let result = (|| -> std::io::Result<()> {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.write_all(data)?;
-        if sync == Sync::Durable {
-            file.sync_all()?;
-        }
+        file.sync_all()?;
         drop(file);
         fs::rename(&tmp, path)?;
-        if sync == Sync::Durable {
-            sync_dir(dir)?;
-        }
+        sync_dir(dir)?;
         Ok(())
     })();
     if let Err(err) = result {
@@ -50,6 +39,27 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, sync: Sync) -> Result<(
         return Err(err).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
+}
+
+/// Rewrite `path` in place (create it if missing) with `mode`, without a temporary file or
+/// fsync. Only for batches whose complete content is already in a committed journal: a crash
+/// mid-write is repaired by the replay. Replacing a file by rename costs ~0.2 ms on ext4 and
+/// creating one more; rewriting a same-sized token in place costs ~10 µs.
+pub fn overwrite_in_place(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    (|| -> std::io::Result<()> {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(false).mode(mode).open(path)?;
+        let meta = file.metadata()?;
+        if meta.permissions().mode() & 0o7777 != mode {
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        file.write_all(data)?;
+        if meta.len() > data.len() as u64 {
+            file.set_len(data.len() as u64)?;
+        }
+        Ok(())
+    })()
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A unique temporary name beside `path`; dot-prefixed so listings skip it.
@@ -65,7 +75,7 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Flush every dirty page of the file system holding `path` (one call instead of thousands of
-/// fsyncs after a batch of [`Sync::Deferred`] writes).
+/// fsyncs after a batch of [`overwrite_in_place`] writes).
 pub fn sync_filesystem(path: &Path) -> Result<()> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     rustix::fs::syncfs(&file).with_context(|| format!("cannot sync {}", path.display()))?;

@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use ed25519_dalek::Signature;
+use jsonwebtoken::crypto::JwtSigner;
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -43,9 +45,11 @@ pub fn new_jti() -> String {
     B64URL.encode(bytes)
 }
 
-/// A key ready to sign many tokens (the PKCS#8 encoding is done once).
+/// A key ready to sign many tokens: the PKCS#8 key is parsed once into jsonwebtoken's EdDSA
+/// signer (`crypto::sign` would parse it again for every token). Not `Sync`: give each thread
+/// its own.
 pub struct Minter {
-    key: EncodingKey,
+    signer: Box<dyn JwtSigner>,
     header_b64: String,
 }
 
@@ -53,15 +57,17 @@ impl Minter {
     pub fn new(private: &PrivateKey) -> Result<Self> {
         let kid = private.public().thumbprint();
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
-        Ok(Minter { key: EncodingKey::from_ed_der(&private.to_der()?), header_b64: B64URL.encode(header.to_string()) })
+        let key = EncodingKey::from_ed_der(&private.to_der()?);
+        let signer = (DEFAULT_PROVIDER.signer_factory)(&Algorithm::EdDSA, &key).context("cannot load the signing key")?;
+        Ok(Minter { signer, header_b64: B64URL.encode(header.to_string()) })
     }
 
     /// The compact JWS for `claims`.
     pub fn mint(&self, claims: &Claims) -> Result<String> {
         let payload = serde_json::to_vec(claims).context("cannot encode claims")?;
         let signing_input = format!("{}.{}", self.header_b64, B64URL.encode(payload));
-        let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &self.key, Algorithm::EdDSA).context("cannot sign token")?;
-        Ok(format!("{signing_input}.{signature}"))
+        let signature = self.signer.try_sign(signing_input.as_bytes()).map_err(|e| anyhow::anyhow!("cannot sign token: {e}"))?;
+        Ok(format!("{signing_input}.{}", B64URL.encode(signature)))
     }
 }
 

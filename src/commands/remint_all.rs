@@ -41,9 +41,8 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
 
     let now = crate::profile::now();
     let key = PrivateKey::generate();
-    let minter = Minter::new(&key)?;
     let profile = &session.profile;
-    let results = mint_all(&minter, profile, now);
+    let results = mint_all(&key, profile, now);
     let failures: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     if !failures.is_empty() {
         for f in &failures {
@@ -113,7 +112,7 @@ fn old_public_key(session: &store::Session, kid: &str) -> Result<PublicKey> {
 }
 
 /// Mint every token, split over the available cores; one result per token, in order.
-fn mint_all(minter: &Minter, profile: &crate::profile::Profile, now: chrono::DateTime<Utc>) -> Vec<Result<(TokenEntry, String), String>> {
+fn mint_all(key: &PrivateKey, profile: &crate::profile::Profile, now: chrono::DateTime<Utc>) -> Vec<Result<(TokenEntry, String), String>> {
     let tokens = &profile.sa_tokens;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     let chunk = tokens.len().div_ceil(threads).max(256);
@@ -122,8 +121,13 @@ fn mint_all(minter: &Minter, profile: &crate::profile::Profile, now: chrono::Dat
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
+                    // One signer per thread (jsonwebtoken's signer is not Sync).
+                    let minter = match Minter::new(key) {
+                        Ok(m) => m,
+                        Err(e) => return vec![Err(format!("{e:#}"))],
+                    };
                     part.iter()
-                        .map(|t| sa::mint(minter, profile, TokenSpec::from(t), now).map_err(|e| format!("token {}: {e:#}", t.name)))
+                        .map(|t| sa::mint(&minter, profile, TokenSpec::from(t), now).map_err(|e| format!("token {}: {e:#}", t.name)))
                         .collect::<Vec<_>>()
                 })
             })
