@@ -20,10 +20,23 @@ fn main() -> ExitCode {
             eprintln!("{}", serde_json::json!({"error": message, "hint": "see --help", "exit_code": 2}));
             return ExitCode::from(2);
         }
+        Err(err) if err.use_stderr() => {
+            // One `error:` line and one `hint:` line, like every other error.
+            let rendered = err.render().to_string();
+            let lines: Vec<&str> = rendered.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let message: Vec<&str> = lines
+                .iter()
+                .take_while(|l| !l.starts_with("tip:") && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .copied()
+                .collect();
+            let tip = lines.iter().find_map(|l| l.strip_prefix("tip: ")).map(str::to_owned);
+            eprintln!("{}", if message.is_empty() { "error: invalid command line".to_owned() } else { message.join(" ") });
+            eprintln!("hint: {}", tip.unwrap_or_else(|| "see `mcpgen --help`, or `mcpgen COMMAND --help`".into()));
+            return ExitCode::from(2);
+        }
         Err(err) => {
-            let code = if err.use_stderr() { 2 } else { 0 };
             let _ = err.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
         }
     };
     match mcpgen::run(cli) {

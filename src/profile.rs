@@ -161,7 +161,13 @@ impl Profile {
     /// Parse and validate `profile.json` text; `path` and `dir_name` are for messages and the
     /// name check.
     pub fn parse(text: &str, path: &Path, dir_name: &str) -> Result<Profile> {
-        let profile: Profile = serde_json::from_str(text).map_err(|e| corrupt(path, &format!("invalid profile ({e})")))?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let profile: Profile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let at = e.path().to_string();
+            let what = if at == "." { e.inner().to_string() } else { format!("{at}: {}", e.inner()) };
+            corrupt(path, &format!("invalid profile ({what})"))
+        })?;
+        deserializer.end().map_err(|e| corrupt(path, &format!("invalid profile ({e})")))?;
         profile.check(path, dir_name)?;
         Ok(profile)
     }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path};
 
 use anyhow::{Context, Result};
@@ -198,16 +198,23 @@ pub fn open(root: &Path, name: &str, access: Access) -> Result<Session> {
 
 fn lock(layout: &Layout, access: Access) -> Result<File> {
     let path = layout.lock_file();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(fsx::SECRET)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    // `up --force` may replace the whole folder while we wait: a lock on the old folder's file
+    // would protect nothing, so lock until the file we hold is the one at the path.
+    let file = loop {
+        let file = lock_file_at(&path, access)?;
+        let held = file.metadata().map(|m| m.ino()).ok();
+        let current = fs::metadata(&path).map(|m| m.ino()).ok();
+        if held.is_some() && held == current {
+            break file;
+        }
+        if current.is_none() && !layout.profile_json().is_file() {
+            return Err(unknown_profile(
+                layout.dir.parent().unwrap_or(Path::new(".")),
+                &layout.dir.file_name().unwrap_or_default().to_string_lossy(),
+            ));
+        }
+    };
     if access == Access::Read {
-        file.lock_shared().with_context(|| format!("cannot lock {}", path.display()))?;
         if !layout.journal().exists() {
             return Ok(file);
         }
@@ -215,6 +222,24 @@ fn lock(layout: &Layout, access: Access) -> Result<File> {
     }
     file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
     recover(layout)?;
+    Ok(file)
+}
+
+/// Open (creating it if needed) and lock the lock file at `path`.
+pub fn lock_file_at(path: &Path, access: Access) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(fsx::SECRET)
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    match access {
+        Access::Read => file.lock_shared(),
+        Access::Write => file.lock(),
+    }
+    .with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(file)
 }
 

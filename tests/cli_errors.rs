@@ -194,9 +194,8 @@ fn no_sa_profiles_refuse_token_commands() {
     assert_refused_unchanged(&env, &["sa-verify", "plain"], 2, &["primary"]);
 }
 
-/// Hand edits that make `profile.json` invalid, each with the text to expect in the message. A
-/// value of the wrong type is reported by serde with its line (the pretty-printed file puts the
-/// edited value on the line named here), not by field name.
+/// Hand edits that make `profile.json` invalid, each with the text to expect in the message: a
+/// value of the wrong type is reported with the path of the field.
 fn corruptions(valid: &Value) -> Vec<(&'static str, String, &'static str)> {
     let edit = |f: &dyn Fn(&mut Value)| {
         let mut doc = valid.clone();
@@ -209,10 +208,10 @@ fn corruptions(valid: &Value) -> Vec<(&'static str, String, &'static str)> {
         ("empty file", String::new(), "profile.json"),
         ("not JSON", "hello".to_owned(), "profile.json"),
         ("an array", "[]".to_owned(), "profile.json"),
-        ("days is a string", edit(&|d| d["sa_tokens"][0]["days"] = json!("x")), "line 22"),
-        ("scopes is a string", edit(&|d| d["sa_tokens"][0]["scopes"] = json!("a b")), "line 18"),
-        ("primary is a string", edit(&|d| d["sa_tokens"][0]["primary"] = json!("yes")), "line 23"),
-        ("sa_tokens is an object", edit(&|d| d["sa_tokens"] = json!({})), "line 12"),
+        ("days is a string", edit(&|d| d["sa_tokens"][0]["days"] = json!("x")), "sa_tokens[0].days"),
+        ("scopes is a string", edit(&|d| d["sa_tokens"][0]["scopes"] = json!("a b")), "sa_tokens[0].scopes"),
+        ("primary is a string", edit(&|d| d["sa_tokens"][0]["primary"] = json!("yes")), "sa_tokens[0].primary"),
+        ("sa_tokens is an object", edit(&|d| d["sa_tokens"] = json!({})), "sa_tokens"),
         ("a missing jti", edit(&|d| _ = d["sa_tokens"][1].as_object_mut().unwrap().remove("jti")), "jti"),
         ("an unknown field", edit(&|d| d["sa_tokens"][1]["extra"] = json!(1)), "extra"),
         ("a bad timestamp", edit(&|d| d["sa_tokens"][1]["expires_at"] = json!("tomorrow")), "profile.json"),
@@ -396,4 +395,23 @@ fn clap_usage_errors_exit_2_without_a_panic() {
         assert_clean_stderr(&out.stderr);
         assert_same_tree(&before, &snapshot(env.dir.path()), &format!("{args:?}"));
     }
+}
+
+#[test]
+fn command_line_errors_are_one_line_with_a_hint() {
+    let env = profile_env();
+    for (args, mention) in [
+        (vec!["sa-token"], "<PROFILE>"),
+        (vec!["sa-tokens", "p", "--jsn"], "--jsn"),
+        (vec!["up", "--port", "0"], "--port"),
+        (vec!["list", "--json", "--profiles"], "--profiles"),
+        (vec!["no-such-command"], "no-such-command"),
+    ] {
+        let out = assert_refused_unchanged(&env, &args, 2, &[mention]);
+        assert_eq!(out.stderr.lines().count(), 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.lines().nth(1).unwrap().starts_with("hint: "), "{args:?}: {}", out.stderr);
+    }
+    // A close match is offered as the hint.
+    let out = env.run(&["sa-tokens", "p", "--jsn"]);
+    assert!(out.stderr.contains("hint: a similar argument exists: '--json'"), "{}", out.stderr);
 }

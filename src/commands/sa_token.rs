@@ -45,6 +45,7 @@ pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
         primary: args.primary || existing.as_ref().is_some_and(|e| e.primary),
     };
     let (entry, jwt) = sa::mint(&Minter::new(&key)?, profile, spec, now)?;
+    let token_issuer = entry.issuer.clone();
     let printed = args.print.then(|| jwt.clone());
 
     let mut txn = Txn::new();
@@ -80,8 +81,18 @@ pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
     if touches_client_files {
         sa::stage_client_files(&mut txn, &session.layout, &session.profile)?;
     }
+    let served_issuer = crate::config::ServerConfig::load(&session.layout.server_config())
+        .ok()
+        .and_then(|c| c.security.authentication.service_account.issuer)
+        .unwrap_or_else(|| session.profile.issuer.clone());
     session.save(txn)?;
     note(summary);
+    if token_issuer != served_issuer {
+        note(format!(
+            "note: the token's issuer is {token_issuer:?}; `mcpgen serve {}` expects {served_issuer:?} and will refuse it",
+            args.profile
+        ));
+    }
     if let Some(jwt) = printed {
         output::emit(&format!("{jwt}\n"))?;
     }

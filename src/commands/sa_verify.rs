@@ -43,7 +43,13 @@ pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
     let keys = trusted_keys(&session)?;
     let config = ServerConfig::load(&session.layout.server_config())?;
     let sa = config.security.authentication.service_account;
-    let issuer = entry_issuer.or(sa.issuer).unwrap_or_else(|| profile.issuer.clone());
+    let served_issuer = sa.issuer.clone().unwrap_or_else(|| profile.issuer.clone());
+    // A stored token is checked against the issuer it was minted for; say so when this
+    // profile's own server expects another one.
+    if let Some(minted) = entry_issuer.as_deref().filter(|i| *i != served_issuer) {
+        note(format!("note: {label} was minted for issuer {minted:?}; this profile's server expects {served_issuer:?} and refuses it"));
+    }
+    let issuer = entry_issuer.unwrap_or(served_issuer);
     let audience = sa.audience.unwrap_or_else(|| profile.server_url.clone());
     let revoked: HashSet<String> = profile.revoked.iter().map(|r| r.jti.clone()).collect();
     let expect = Expect {

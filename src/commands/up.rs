@@ -197,6 +197,9 @@ fn build(
 /// with --force).
 fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
     if target.exists() {
+        // Hold the old profile's lock so no command is half-way through it while it goes; the
+        // ones waiting notice the new folder's lock file and lock that instead.
+        let _lock = crate::store::lock_file_at(&target.join(".lock"), crate::store::Access::Write)?;
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let trash: PathBuf = target.with_file_name(format!(".trash-{name}-{:016x}", rand::random::<u64>()));
         fs::rename(target, &trash).with_context(|| format!("cannot move {} aside", target.display()))?;
