@@ -303,11 +303,14 @@ fn accepts(headers: &HeaderMap) -> (bool, bool) {
 
 async fn handle_get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let live = state.shared.get();
-    let log = LogLine::new("GET");
+    let mut log = LogLine::new("GET");
     let response = match gate(&state, &live, &headers, query.as_deref()).await {
         Err(r) => r,
         // We never send server-initiated messages, so there is no stream to offer.
-        Ok(_) => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response(),
+        Ok(caller) => {
+            log.client = caller.client_id;
+            (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response()
+        }
     };
     log.finish(&state, response)
 }
