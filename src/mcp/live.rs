@@ -151,12 +151,26 @@ pub struct CachedCaller {
 
 const CACHE_CAPACITY: usize = 10_000;
 
+/// `MCPGEN_TOKEN_CACHE=0` turns the cache off, so a benchmark can measure a full verification per
+/// request. Read once per process.
+fn cache_enabled() -> bool {
+    static ENABLED: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var_os("MCPGEN_TOKEN_CACHE").is_none_or(|v| v != "0"));
+    *ENABLED
+}
+
 impl TokenCache {
     pub fn get(&self, token: &str) -> Option<CachedCaller> {
+        if !cache_enabled() {
+            return None;
+        }
         self.entries.read().ok()?.get(token).cloned()
     }
 
     pub fn put(&self, token: &str, caller: CachedCaller) {
+        if !cache_enabled() {
+            return;
+        }
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_CAPACITY {
                 entries.clear();
