@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 
 use crate::config::{Authorization, ServerConfig, ServiceAccount};
 use crate::keys::PublicKey;
@@ -46,6 +47,9 @@ pub struct Live {
     pub cache: TokenCache,
     /// The files this snapshot was read from, to notice changes.
     pub watched: Vec<PathBuf>,
+    /// When the first retired key's grace period ends: the snapshot is rebuilt then, even if no
+    /// file changed, so the key (and tokens cached under it) stop being accepted.
+    pub renew_at: Option<DateTime<Utc>>,
 }
 
 impl Live {
@@ -67,6 +71,7 @@ impl Live {
         for retired in session.profile.retired_keys.iter().filter(|k| k.accept_until > now) {
             keys.push(TrustedKey::new(PublicKey::from_x(&retired.x).with_context(|| format!("retired key {}", retired.kid))?));
         }
+        let renew_at = session.profile.retired_keys.iter().map(|k| k.accept_until).filter(|t| *t > now).min();
         let revoked = session.profile.revoked.iter().map(|r| r.jti.clone()).collect();
 
         let spec = match &config.openapi.spec {
@@ -110,6 +115,7 @@ impl Live {
             scopes_supported,
             cache: TokenCache::default(),
             watched,
+            renew_at,
         })
     }
 }
@@ -208,11 +214,15 @@ impl Shared {
         self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    /// Reload if any watched file changed. Returns whether a new snapshot was installed.
+    /// Reload if any watched file changed or a grace period ended. Returns whether a new
+    /// snapshot was installed.
     pub fn reload_if_changed(&self) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Fingerprint::of(&self.get().watched);
-        if now == *seen {
+        let current = self.get();
+        let now = Fingerprint::of(&current.watched);
+        let changed = now != *seen;
+        let due = current.renew_at.is_some_and(|t| profile::now() >= t);
+        if !changed && !due {
             return false;
         }
         // Remember it first: a bad edit is reported once, not at every interval.
@@ -223,6 +233,8 @@ impl Shared {
                 log_line(&format!("reloaded profile {} (configuration, keys, revocations, tools)", self.source.profile));
                 true
             }
+            // Already reported when the files changed; a due renewal retries at the next look.
+            Err(_) if !changed => false,
             Err(e) => {
                 log_line(&format!(
                     "warning: reload of profile {} failed, keeping the last good configuration: {}",
