@@ -804,6 +804,35 @@ async fn jwks_publishes_the_current_key_and_keeps_the_old_one_during_a_grace_per
 }
 
 #[tokio::test]
+async fn a_retired_key_stops_working_when_its_grace_period_ends_while_serving() {
+    let p = Profile::sample();
+    let old = Auth::sa(&p.token());
+    p.run_ok(&["remint-all", "p", "--grace-days", "1"]);
+    let new = Auth::sa(&p.token());
+    // As if the day had passed while serving: the grace period ends a few seconds from now, and
+    // no file changes after the server started.
+    let grace = Duration::from_secs(4);
+    let until = chrono::Utc::now() + chrono::Duration::from_std(grace).unwrap();
+    let mut profile = p.profile_json();
+    profile["retired_keys"][0]["accept_until"] = json!(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    p.write_profile_json(&profile);
+    let started = Instant::now();
+    let s = p.serve(&[]);
+    let jwks_len = |reply: Reply| reply.json()["keys"].as_array().map(Vec::len);
+    if started.elapsed() < grace / 2 {
+        assert_eq!(s.auth_status(&old).await, 200, "inside the grace period");
+        assert_eq!(jwks_len(s.get("/.well-known/jwks.json").await), Some(2));
+    }
+    let deadline = Instant::now() + grace + RELOAD_DEADLINE;
+    while s.auth_status(&old).await != 401 {
+        assert!(Instant::now() < deadline, "the retired key is still accepted after its grace period");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(jwks_len(s.get("/.well-known/jwks.json").await), Some(1), "nor published");
+    assert_eq!(s.auth_status(&new).await, 200);
+}
+
+#[tokio::test]
 async fn remint_all_while_serving_refuses_old_tokens_and_accepts_new_ones_without_restart() {
     let p = Profile::sample();
     let s = p.serve(&[]);

@@ -117,6 +117,13 @@ impl Profile {
         serde_json::from_str(&std::fs::read_to_string(self.dir().join("profile.json")).expect("profile.json")).expect("profile JSON")
     }
 
+    /// Replace `profile.json` atomically (a hand edit; mcpgen itself goes through its journal).
+    pub fn write_profile_json(&self, doc: &Value) {
+        let tmp = self.dir().join(".profile.json.test-tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(doc).expect("encode profile")).expect("write profile");
+        std::fs::rename(&tmp, self.dir().join("profile.json")).expect("rename profile");
+    }
+
     pub fn config(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.config_path()).expect("config")).expect("config JSON")
     }
