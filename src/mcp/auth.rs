@@ -16,15 +16,23 @@ pub struct Caller {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub authenticated: bool,
+    /// Authentication is disabled: there are no scopes to check, every tool is open.
+    pub unrestricted: bool,
 }
 
 impl Caller {
+    /// No token where none is required: only tools that need no scopes.
     pub fn anonymous() -> Self {
-        Caller { client_id: "-".into(), scopes: Vec::new(), authenticated: false }
+        Caller { client_id: "-".into(), scopes: Vec::new(), authenticated: false, unrestricted: false }
+    }
+
+    /// `enabled: false`: per-tool scopes cannot apply to callers nobody identifies.
+    pub fn unrestricted() -> Self {
+        Caller { unrestricted: true, ..Caller::anonymous() }
     }
 
     pub fn has_all(&self, needed: &[String]) -> bool {
-        needed.iter().all(|s| self.scopes.contains(s))
+        self.unrestricted || needed.iter().all(|s| self.scopes.contains(s))
     }
 }
 
@@ -43,7 +51,7 @@ pub enum Refusal {
 pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, Refusal> {
     let sa = &live.sa;
     if !sa.enabled {
-        return Ok(Caller::anonymous());
+        return Ok(Caller::unrestricted());
     }
     let Some(raw) = find_token(live, headers, query)? else {
         return if sa.required { Err(Refusal::Missing) } else { Ok(Caller::anonymous()) };
@@ -51,14 +59,21 @@ pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>)
     let now = chrono::Utc::now().timestamp();
     let caller = match live.cache.get(&raw) {
         Some(cached) if cached.exp + MAX_LEEWAY_SECS >= now && cached.nbf <= now + MAX_LEEWAY_SECS => {
-            Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true }
+            Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true, unrestricted: false }
         }
         _ => {
-            let verified = verify(live, &raw, now).await.map_err(|e| Refusal::Invalid(e.to_string()))?;
-            let caller = Caller { client_id: verified.client_id().to_owned(), scopes: verified.scopes(), authenticated: true };
-            let nbf = verified.claims.get("nbf").and_then(|v| v.as_i64()).unwrap_or(i64::MIN);
-            live.cache
-                .put(&raw, CachedCaller { client_id: caller.client_id.clone(), scopes: caller.scopes.clone(), exp: verified.exp(), nbf });
+            let (verified, by_static_key) = verify(live, &raw, now).await.map_err(|e| Refusal::Invalid(e.to_string()))?;
+            let caller =
+                Caller { client_id: verified.client_id().to_owned(), scopes: verified.scopes(), authenticated: true, unrestricted: false };
+            // Only static keys are cached: they change with the files, which empties the cache.
+            // A JWKS key can leave the remote set at any time, and only `JwksSource` notices.
+            if by_static_key {
+                let nbf = verified.claims.get("nbf").and_then(|v| v.as_i64()).unwrap_or(i64::MIN);
+                live.cache.put(
+                    &raw,
+                    CachedCaller { client_id: caller.client_id.clone(), scopes: caller.scopes.clone(), exp: verified.exp(), nbf },
+                );
+            }
             caller
         }
     };
@@ -110,8 +125,8 @@ fn find_token(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<O
 }
 
 /// Static keys first; then the JWKS for key errors (and once more after a refresh for an
-/// unknown kid).
-async fn verify(live: &Live, raw: &str, now: i64) -> Result<token::Verified, TokenError> {
+/// unknown kid). The flag tells whether a static key verified it.
+async fn verify(live: &Live, raw: &str, now: i64) -> Result<(token::Verified, bool), TokenError> {
     let expect = Expect {
         issuer: live.sa.issuer.as_deref(),
         audience: live.sa.audience.as_deref(),
@@ -121,16 +136,17 @@ async fn verify(live: &Live, raw: &str, now: i64) -> Result<token::Verified, Tok
     };
     let key_error = |e: &TokenError| matches!(e, TokenError::UnknownKid(_) | TokenError::BadSignature | TokenError::NoKeys);
     let first = token::verify(raw, &live.keys, &expect);
-    let Some(jwks) = &live.jwks else { return first };
+    let Some(jwks) = &live.jwks else { return first.map(|v| (v, true)) };
     match first {
         Err(e) if key_error(&e) => {}
-        other => return other,
+        other => return other.map(|v| (v, true)),
     }
     let keys = jwks.keys().await;
-    match token::verify(raw, &keys, &expect) {
+    let remote = match token::verify(raw, &keys, &expect) {
         Err(TokenError::UnknownKid(_)) | Err(TokenError::NoKeys) => token::verify(raw, &jwks.refresh().await, &expect),
         other => other,
-    }
+    };
+    remote.map(|v| (v, false))
 }
 
 /// Quote a value for an auth-param (RFC 9110 §5.6.4): no quotes, backslashes or controls.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 
 use crate::config::{Authorization, ServerConfig, ServiceAccount};
 use crate::keys::PublicKey;
@@ -38,8 +39,6 @@ pub struct Live {
     /// The profile's port and the configured bind address (read at start only).
     pub port: u16,
     pub host: String,
-    /// When the earliest retired key stops being accepted: the snapshot must be rebuilt then.
-    pub valid_until: Option<i64>,
     pub sa: ServiceAccount,
     pub authorization: Authorization,
     pub keys: Vec<TrustedKey>,
@@ -51,6 +50,9 @@ pub struct Live {
     pub cache: TokenCache,
     /// The files this snapshot was read from, to notice changes.
     pub watched: Vec<PathBuf>,
+    /// When the first retired key's grace period ends: the snapshot is rebuilt then, even if no
+    /// file changed, so the key (and tokens cached under it) stop being accepted.
+    pub renew_at: Option<DateTime<Utc>>,
 }
 
 impl Live {
@@ -72,6 +74,7 @@ impl Live {
         for retired in session.profile.retired_keys.iter().filter(|k| k.accept_until > now) {
             keys.push(TrustedKey::new(PublicKey::from_x(&retired.x).with_context(|| format!("retired key {}", retired.kid))?));
         }
+        let renew_at = session.profile.retired_keys.iter().map(|k| k.accept_until).filter(|t| *t > now).min();
         let revoked = session.profile.revoked.iter().map(|r| r.jti.clone()).collect();
 
         let spec = match &config.openapi.spec {
@@ -103,12 +106,10 @@ impl Live {
             }
         }
         scopes_supported.sort();
-        let valid_until = session.profile.retired_keys.iter().filter(|k| k.accept_until > now).map(|k| k.accept_until.timestamp()).min();
         Ok(Live {
             profile: session.profile.name.clone(),
             port: session.profile.port,
             host: config.server.host.clone(),
-            valid_until,
             sa,
             authorization: config.security.authorization,
             keys,
@@ -119,6 +120,7 @@ impl Live {
             scopes_supported,
             cache: TokenCache::default(),
             watched,
+            renew_at,
         })
     }
 }
@@ -160,12 +162,26 @@ pub struct CachedCaller {
 
 const CACHE_CAPACITY: usize = 10_000;
 
+/// `MCPGEN_TOKEN_CACHE=0` turns the cache off, so a benchmark can measure a full verification per
+/// request. Read once per process.
+fn cache_enabled() -> bool {
+    static ENABLED: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var_os("MCPGEN_TOKEN_CACHE").is_none_or(|v| v != "0"));
+    *ENABLED
+}
+
 impl TokenCache {
     pub fn get(&self, token: &str) -> Option<CachedCaller> {
+        if !cache_enabled() {
+            return None;
+        }
         self.entries.read().ok()?.get(token).cloned()
     }
 
     pub fn put(&self, token: &str, caller: CachedCaller) {
+        if !cache_enabled() {
+            return;
+        }
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_CAPACITY {
                 entries.clear();
@@ -203,13 +219,15 @@ impl Shared {
         self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    /// Reload if any watched file changed. Returns whether a new snapshot was installed.
+    /// Reload if any watched file changed or a grace period ended. Returns whether a new
+    /// snapshot was installed.
     pub fn reload_if_changed(&self) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.get();
         let now = Fingerprint::of(&current.watched);
-        let key_retired = current.valid_until.is_some_and(|t| chrono::Utc::now().timestamp() >= t);
-        if now == *seen && !key_retired {
+        let changed = now != *seen;
+        let due = current.renew_at.is_some_and(|t| profile::now() >= t);
+        if !changed && !due {
             return false;
         }
         // Remember it first: a bad edit is reported once, not at every interval.
@@ -220,6 +238,8 @@ impl Shared {
                 log_line(&format!("reloaded profile {} (configuration, keys, revocations, tools)", self.source.profile));
                 true
             }
+            // Already reported when the files changed; a due renewal retries at the next look.
+            Err(_) if !changed => false,
             Err(e) => {
                 log_line(&format!(
                     "warning: reload of profile {} failed, keeping the last good configuration: {}",

@@ -114,7 +114,13 @@ impl Server {
                     let mut stop = stop_rx.clone();
                     connections.spawn(async move {
                         let mut builder = hyper::server::conn::http1::Builder::new();
-                        builder.max_buf_size(MAX_HEAD_BYTES).max_headers(100).header_read_timeout(Duration::from_secs(30))
+                        // max_buf_size alone is a soft limit: a head that arrives in one large read is
+                        // parsed whole, so the head size is also capped where it is parsed.
+                        builder
+                            .max_buf_size(MAX_HEAD_BYTES)
+                            .max_header_size(MAX_HEAD_BYTES)
+                            .max_headers(100)
+                            .header_read_timeout(Duration::from_secs(30))
                             .timer(hyper_util::rt::TokioTimer::new());
                         let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                         tokio::pin!(conn);
@@ -297,11 +303,14 @@ fn accepts(headers: &HeaderMap) -> (bool, bool) {
 
 async fn handle_get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let live = state.shared.get();
-    let log = LogLine::new("GET");
+    let mut log = LogLine::new("GET");
     let response = match gate(&state, &live, &headers, query.as_deref()).await {
         Err(r) => r,
         // We never send server-initiated messages, so there is no stream to offer.
-        Ok(_) => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response(),
+        Ok(caller) => {
+            log.client = caller.client_id;
+            (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response()
+        }
     };
     log.finish(&state, response)
 }
