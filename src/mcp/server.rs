@@ -115,11 +115,11 @@ impl Server {
                     connections.spawn(async move {
                         let mut builder = hyper::server::conn::http1::Builder::new();
                         // max_buf_size alone is a soft limit: a head that arrives in one large read is
-                        // parsed whole, so the head size is also capped where it is parsed.
+                        // parsed whole, so the head size is also capped where it is parsed. (hyper's
+                        // default of 100 headers stays: setting it moves them to the heap.)
                         builder
                             .max_buf_size(MAX_HEAD_BYTES)
                             .max_header_size(MAX_HEAD_BYTES)
-                            .max_headers(100)
                             .header_read_timeout(Duration::from_secs(30))
                             .timer(hyper_util::rt::TokioTimer::new());
                         let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
