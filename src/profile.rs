@@ -225,7 +225,9 @@ impl Profile {
 
     /// Drop revocations and retired keys that can no longer matter.
     pub fn prune(&mut self, now: DateTime<Utc>) {
-        self.revoked.retain(|r| r.expires_at > now);
+        // `serve` accepts a token until exp plus the clock leeway: keep its revocation as long.
+        let leeway = chrono::Duration::seconds(crate::token::MAX_LEEWAY_SECS);
+        self.revoked.retain(|r| r.expires_at + leeway > now);
         self.retired_keys.retain(|k| k.accept_until > now);
     }
 
@@ -290,6 +292,17 @@ mod tests {
     fn round_trip() {
         let p = sample();
         assert_eq!(reparse(&p).unwrap(), p);
+    }
+
+    #[test]
+    fn revocations_outlive_expiry_by_the_clock_leeway() {
+        let mut p = sample();
+        let exp = p.created;
+        p.revoked.push(Revocation { jti: "j".into(), name: "x".into(), revoked_at: exp, expires_at: exp });
+        p.prune(exp + chrono::Duration::seconds(30));
+        assert_eq!(p.revoked.len(), 1, "serve still accepts the token 30 s after exp");
+        p.prune(exp + chrono::Duration::seconds(61));
+        assert!(p.revoked.is_empty());
     }
 
     #[test]

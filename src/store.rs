@@ -85,9 +85,9 @@ impl Txn {
     }
 
     fn apply(&self, layout: &Layout) -> Result<()> {
-        // Small changes: each file replaced atomically and fsync-ed. Batches (remint-all):
-        // rewritten in place and flushed once — the journal already holds every byte, so a
-        // crash mid-batch is finished by the replay.
+        // Small changes: each file replaced atomically and fsync-ed. Batches (remint-all): token
+        // files rewritten in place and flushed once — the journal already holds every byte, so
+        // a crash mid-batch is finished by the replay.
         let each = self.len() <= FSYNC_EACH_LIMIT;
         let mut made = std::collections::HashSet::new();
         for (relative, (mode, content)) in &self.writes {
@@ -97,7 +97,9 @@ impl Txn {
             {
                 fsx::create_dir_all(parent)?;
             }
-            if each {
+            // Only token files are rewritten in place; keys, configuration and client files are
+            // always replaced atomically, as other programs read them without our lock.
+            if each || !relative.ends_with(".jwt") {
                 fsx::write_atomic(&path, content.as_bytes(), *mode)?;
             } else {
                 fsx::overwrite_in_place(&path, content.as_bytes(), *mode)?;

@@ -949,3 +949,29 @@ fn oauth_token_endpoint_unreachable_exits_4() {
     assert!(run.stderr.contains("/token"), "{}", run.stderr);
     assert!(fake.requests().is_empty());
 }
+
+#[test]
+fn redirects_are_not_followed_so_the_token_stays_home() {
+    let root = Root::with_profile("p");
+    let elsewhere = Fake::start(|_| json_reply(StatusCode::OK, &json!({})));
+    let location = format!("{}/mcp", elsewhere.base);
+    let redirecting =
+        Fake::start(move |_| (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, location.clone())]).into_response());
+    let run = root.client().args(["p", "--url", &redirecting.url]).run();
+    run.expect(1);
+    assert!(run.stderr.contains("307"), "{}", run.stderr);
+    assert_eq!(redirecting.requests().len(), 1);
+    assert!(redirecting.requests()[0].header(SA_HEADER).is_some(), "the first request carries the token");
+    assert!(elsewhere.requests().is_empty(), "the redirect target received a request (and the token)");
+}
+
+#[test]
+fn a_huge_expires_in_from_the_token_endpoint_is_not_a_crash() {
+    let root = Root::new();
+    let fake = oauth_fake(StatusCode::OK, json!({"access_token": "tok-3", "expires_in": u64::MAX}));
+    let file = write_oauth(&root, &format!("client_id: a\nclient_secret: b\ntoken_url: {}/token\n", fake.base));
+    let run = root.client().args(["--url", &fake.url, "--oauth", &file]).run();
+    run.expect(0);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(fake.requests_to("/token").len(), 1);
+}

@@ -870,6 +870,26 @@ async fn sa_revoke_while_serving_refuses_that_token_only() {
 }
 
 #[tokio::test]
+async fn a_broken_spec_keeps_the_tools_but_never_delays_a_revocation() {
+    let spec = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(spec.path(), mcpgen::openapi::SAMPLE_YAML).unwrap();
+    let p = Profile::new("p", &["--spec", spec.path().to_str().unwrap(), "--scopes", "orders.read", "products.read"]);
+    let s = p.serve(&[]);
+    let ci = Auth::sa(&p.mint("ci", &["orders.read"]));
+    let default = Auth::sa(&p.token());
+    let session = s.session(&default).await;
+    assert_eq!(s.auth_status(&ci).await, 200);
+
+    // The operator breaks the spec, then revokes a leaked token.
+    std::fs::write(p.dir().join("openapi.yaml"), "openapi: [this is not a spec").unwrap();
+    p.run_ok(&["sa-revoke", "p", "--name", "ci"]);
+    s.wait_for_status(&ci, 401, "revocation despite a broken spec").await;
+    s.wait_for_stderr("keeping the last good tools").await;
+    assert!(s.stderr().contains("openapi.yaml"), "the warning names the file:\n{}", s.stderr());
+    assert_eq!(s.call(&session, "getOrder", json!({"orderId": "ord-1001"})).await.json()["result"]["isError"], false);
+}
+
+#[tokio::test]
 async fn an_invalid_config_edit_keeps_the_last_good_configuration() {
     let p = Profile::sample();
     let s = p.serve(&[]);
@@ -1112,4 +1132,16 @@ async fn the_access_log_names_clients_but_never_tokens() {
     let log = s.stderr();
     assert!(log.contains("tools/call getOrders client=svc-p 200"), "{log}");
     s.assert_never_logged(&[&token, &expired]);
+}
+
+#[tokio::test]
+async fn a_hostile_kid_still_gets_a_challenge_header() {
+    let p = Profile::sample();
+    let s = p.serve(&[]);
+    for kid in ["k\u{00fc}nstler-\u{2603}", &"x".repeat(4000), "a\"b\\c"] {
+        let token = p.forge(json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}), p.claims());
+        let reply = s.try_initialize(&Auth::sa(&token), "2025-11-25").await;
+        assert_invalid_token(&s, &reply, "hostile kid");
+        assert!(reply.challenge().len() < 1000, "the challenge is bounded: {} bytes", reply.challenge().len());
+    }
 }

@@ -23,7 +23,7 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
     let shared = Shared::new(source)?;
     let (flag, bind) = match &args.bind {
         Some(bind) => ("--bind", bind.clone()),
-        None => ("server.host", shared.get().host.clone()),
+        None => ("server.host", shared.get().settings.host.clone()),
     };
     let ip: IpAddr = bind.parse().map_err(|_| {
         Failure::usage(format!("{flag}: {:?} is not an IP address", validate::printable(&bind))).hint("use e.g. 127.0.0.1 or 0.0.0.0")
@@ -38,7 +38,7 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
         })?;
         output::emit(&format!("{}\n", server.url()))?;
         let live = shared.get();
-        let sa = &live.sa;
+        let sa = &live.settings.sa;
         let auth = if !sa.enabled {
             "authentication disabled".to_owned()
         } else {

@@ -3,7 +3,7 @@
 //! complete or absent.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -200,14 +200,12 @@ fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
         // Hold the old profile's lock so no command is half-way through it while it goes; the
         // ones waiting notice the new folder's lock file and lock that instead.
         let _lock = crate::store::lock_file_at(&target.join(".lock"), crate::store::Access::Write)?;
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let trash: PathBuf = target.with_file_name(format!(".trash-{name}-{:016x}", rand::random::<u64>()));
-        fs::rename(target, &trash).with_context(|| format!("cannot move {} aside", target.display()))?;
-        if let Err(e) = fs::rename(staging, target) {
-            let _ = fs::rename(&trash, target);
-            return Err(e).with_context(|| format!("cannot create {}", target.display()));
-        }
-        let _ = fs::remove_dir_all(&trash);
+        // One RENAME_EXCHANGE: at every instant the name holds a whole profile, old or new.
+        rustix::fs::renameat_with(rustix::fs::CWD, staging, rustix::fs::CWD, target, rustix::fs::RenameFlags::EXCHANGE)
+            .map_err(std::io::Error::from)
+            .with_context(|| format!("cannot replace {}", target.display()))?;
+        // The staging name now holds the old profile.
+        let _ = fs::remove_dir_all(staging);
     } else {
         fs::rename(staging, target).with_context(|| format!("cannot create {}", target.display()))?;
     }

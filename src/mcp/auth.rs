@@ -49,7 +49,7 @@ pub enum Refusal {
 
 /// Authenticate one request. `query` is the raw query string.
 pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, Refusal> {
-    let sa = &live.sa;
+    let sa = &live.settings.sa;
     if !sa.enabled {
         return Ok(Caller::unrestricted());
     }
@@ -86,7 +86,7 @@ pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>)
 /// The token from the configured header (prefix stripped when present) or, when allowed, the
 /// `access_token` query parameter. Two different places at once is refused (RFC 6750 §2).
 fn find_token(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, Refusal> {
-    let sa = &live.sa;
+    let sa = &live.settings.sa;
     let mut found: Option<String> = None;
     let mut values = headers.get_all(sa.header.as_str()).iter();
     if let Some(value) = values.next() {
@@ -128,8 +128,8 @@ fn find_token(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<O
 /// unknown kid). The flag tells whether a static key verified it.
 async fn verify(live: &Live, raw: &str, now: i64) -> Result<(token::Verified, bool), TokenError> {
     let expect = Expect {
-        issuer: live.sa.issuer.as_deref(),
-        audience: live.sa.audience.as_deref(),
+        issuer: live.settings.sa.issuer.as_deref(),
+        audience: live.settings.sa.audience.as_deref(),
         now,
         leeway: MAX_LEEWAY_SECS,
         revoked: Some(&live.revoked),
@@ -150,8 +150,9 @@ async fn verify(live: &Live, raw: &str, now: i64) -> Result<(token::Verified, bo
 }
 
 /// Quote a value for an auth-param (RFC 9110 §5.6.4): no quotes, backslashes or controls.
+/// Only printable ASCII survives (a header value must be), at most 200 characters.
 fn quoted(value: &str) -> String {
-    value.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect()
+    value.chars().filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\').take(200).collect()
 }
 
 /// The 401/403 response with its `WWW-Authenticate` challenge.
@@ -169,7 +170,7 @@ pub fn refusal_response(live: &Live, refusal: &Refusal, metadata_url: &str) -> R
     if let Refusal::InsufficientScope(scopes) = refusal {
         params.push(format!("scope=\"{}\"", quoted(&scopes.join(" "))));
     }
-    if live.sa.require_metadata_on_401 || status == StatusCode::FORBIDDEN {
+    if live.settings.sa.require_metadata_on_401 || status == StatusCode::FORBIDDEN {
         params.push(format!("resource_metadata=\"{}\"", quoted(metadata_url)));
     }
     let challenge = if params.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", params.join(", ")) };

@@ -73,7 +73,9 @@ impl McpClient {
         debug: bool,
     ) -> Result<Self, ClientError> {
         crate::mcp::init_tls();
-        let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout);
+        // No redirects: reqwest would forward the service-account header (and -H values) to
+        // whatever host a redirect names.
+        let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).redirect(reqwest::redirect::Policy::none());
         // Loading the system's root certificates costs about a third of a short run; plain http
         // (the usual loopback case) needs none.
         let tls_needed = url.starts_with("https:") || oauth.as_ref().is_some_and(|o| o.token_url().starts_with("https:"));
@@ -236,7 +238,7 @@ impl McpClient {
         }
         let request = request.body(body.clone()).build().map_err(|e| ClientError::Protocol(format!("cannot build request: {e}")))?;
         if self.debug {
-            trace(">", &format!("POST {}", request.url()));
+            trace(">", &format!("POST {}", redact_url(request.url().as_str())));
             for (name, value) in request.headers() {
                 trace(">", &format!("{name}: {}", redact_header(name, value, &auth)));
             }
@@ -339,13 +341,17 @@ fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
 
 /// The URL with any password in it replaced, for messages and traces.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else { return url.to_owned() };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("redacted"));
     }
+    let secret = |k: &str| matches!(k.to_ascii_lowercase().as_str(), "access_token" | "token" | "id_token" | "client_secret" | "api_key");
+    if parsed.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> =
+            parsed.query_pairs().map(|(k, v)| (k.to_string(), if secret(&k) { "redacted".to_owned() } else { v.into_owned() })).collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 async fn read_body(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, ClientError> {
@@ -454,6 +460,12 @@ pub fn trace(direction: &str, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_passwords_and_token_parameters() {
+        assert_eq!(redact_url("http://u:pw@h/mcp?access_token=abc&x=1"), "http://u:redacted@h/mcp?access_token=redacted&x=1");
+        assert_eq!(redact_url("http://127.0.0.1:8000/mcp"), "http://127.0.0.1:8000/mcp");
+    }
 
     #[test]
     fn parses_bearer_challenges() {

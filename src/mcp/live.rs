@@ -36,17 +36,13 @@ pub struct Source {
 /// One consistent snapshot of everything a request needs.
 pub struct Live {
     pub profile: String,
-    /// The profile's port and the configured bind address (read at start only).
+    /// The profile's port (read at start only).
     pub port: u16,
-    pub host: String,
-    pub sa: ServiceAccount,
-    pub authorization: Authorization,
+    pub settings: Settings,
     pub keys: Vec<TrustedKey>,
     pub revoked: HashSet<String>,
-    pub tools: ToolSet,
+    pub tools: Arc<ToolSet>,
     pub jwks: Option<Arc<JwksSource>>,
-    pub allowed_origins: Vec<String>,
-    pub scopes_supported: Vec<String>,
     pub cache: TokenCache,
     /// The files this snapshot was read from, to notice changes.
     pub watched: Vec<PathBuf>,
@@ -56,47 +52,100 @@ pub struct Live {
 }
 
 impl Live {
-    /// Read the profile. `previous` lends its JWKS cache when the URI is unchanged.
-    pub fn load(source: &Source, previous: Option<&Live>) -> Result<Live> {
+    /// Read the profile. With a `previous` snapshot, a part that does not load (the server
+    /// configuration, or the spec and tools) is kept from it and the reason pushed on
+    /// `warnings` — but keys from a valid configuration and the revocations of profile.json
+    /// always come fresh, so a bad edit elsewhere never delays a revocation or a rotation.
+    pub fn load(source: &Source, previous: Option<&Live>, warnings: &mut Vec<String>) -> Result<Live> {
         let session = store::open(&source.root, &source.profile, Access::Read)?;
         let layout = &session.layout;
-        let watched = watched_files(layout.dir.as_path(), &session.profile);
-        let config = ServerConfig::load(&layout.server_config())?;
-        let sa = config.security.authentication.service_account.effective();
+        let profile = &session.profile;
+        let config_path = layout.server_config();
+        let settings = match (Settings::load(&config_path, profile), previous) {
+            (Ok(settings), _) => settings,
+            (Err(e), Some(prev)) => {
+                warnings.push(format!("keeping the last good configuration: {}", crate::error::one_line(&e)));
+                prev.settings.clone()
+            }
+            (Err(e), None) => return Err(e),
+        };
+        let sa = &settings.sa;
 
         let mut keys = Vec::new();
         if let Some(pem) = sa.public_key.as_deref().filter(|p| !p.trim().is_empty()) {
-            let key =
-                PublicKey::from_pem(pem).with_context(|| format!("{}: service_account.public_key", layout.server_config().display()))?;
+            let key = PublicKey::from_pem(pem).with_context(|| format!("{}: service_account.public_key", config_path.display()))?;
             keys.push(TrustedKey::new(key));
         }
         let now = profile::now();
-        for retired in session.profile.retired_keys.iter().filter(|k| k.accept_until > now) {
+        for retired in profile.retired_keys.iter().filter(|k| k.accept_until > now) {
             keys.push(TrustedKey::new(PublicKey::from_x(&retired.x).with_context(|| format!("retired key {}", retired.kid))?));
         }
-        let renew_at = session.profile.retired_keys.iter().map(|k| k.accept_until).filter(|t| *t > now).min();
-        let revoked = session.profile.revoked.iter().map(|r| r.jti.clone()).collect();
+        let renew_at = profile.retired_keys.iter().map(|k| k.accept_until).filter(|t| *t > now).min();
+        let revoked = profile.revoked.iter().map(|r| r.jti.clone()).collect();
 
-        let spec = match &config.openapi.spec {
-            Some(file) => {
-                let path = layout.file(file);
-                Spec::parse(&fsx::read_text(&path)?, &path.display().to_string())?
+        let mut watched = vec![layout.profile_json(), config_path.clone(), layout.public_pem()];
+        if let Some(spec) = &settings.openapi.spec {
+            watched.push(layout.file(spec));
+        }
+        let tools = match (load_tools(source, &settings, layout, profile), previous) {
+            (Ok(tools), _) => Arc::new(tools),
+            (Err(e), Some(prev)) => {
+                warnings.push(format!("keeping the last good tools: {}", crate::error::one_line(&e)));
+                Arc::clone(&prev.tools)
             }
-            None => Spec::sample(),
+            (Err(e), None) => return Err(e),
         };
-        let timeout = Duration::from_secs_f64(config.openapi.timeout_seconds.clamp(0.1, 600.0));
-        let downstream = source.downstream.clone().or(config.openapi.downstream.clone()).or(session.profile.downstream.clone());
-        let mock = source.mock || config.openapi.mock == Some(true);
-        let backend = match downstream.or_else(|| if config.openapi.mock == Some(false) { spec.server_url() } else { None }) {
-            Some(url) if !mock => Backend::downstream(&url, timeout).with_context(|| format!("downstream URL {url:?}"))?,
-            _ => Backend::Mock,
-        };
-        let tools = ToolSet::new(&spec, &config.routing.allowed_methods, backend);
-
         let jwks = sa.jwks_uri.clone().map(|uri| match previous.and_then(|p| p.jwks.clone()) {
             Some(existing) if existing.uri == uri => existing,
             _ => Arc::new(JwksSource::new(uri)),
         });
+        Ok(Live {
+            profile: profile.name.clone(),
+            port: profile.port,
+            settings,
+            keys,
+            revoked,
+            tools,
+            jwks,
+            cache: TokenCache::default(),
+            watched,
+            renew_at,
+        })
+    }
+}
+
+/// What the server configuration decides, with the profile's defaults filled in.
+#[derive(Clone)]
+pub struct Settings {
+    pub sa: ServiceAccount,
+    pub authorization: Authorization,
+    pub allowed_origins: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub host: String,
+    pub openapi: crate::config::OpenApiSection,
+    pub allowed_methods: Vec<String>,
+}
+
+impl Settings {
+    fn load(path: &Path, profile: &crate::profile::Profile) -> Result<Settings> {
+        let config = ServerConfig::load(path)?;
+        let mut sa = config.security.authentication.service_account.effective();
+        // Tokens must be meant for this server: without an explicit audience the profile's
+        // server URL is required (a token minted for another service is refused).
+        sa.audience.get_or_insert_with(|| profile.server_url.clone());
+        if sa.mode == crate::config::Mode::Token {
+            sa.issuer.get_or_insert_with(|| profile.issuer.clone());
+        }
+        if let Some(spec) = &config.openapi.spec {
+            let ok = !spec.is_empty() && Path::new(spec).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !ok {
+                anyhow::bail!(
+                    "{}: openapi.spec {:?} must be a file inside the profile folder",
+                    path.display(),
+                    crate::validate::printable(spec)
+                );
+            }
+        }
         let mut scopes_supported: Vec<String> = sa.required_scopes.clone();
         for scopes in config.security.authorization.tools.values() {
             for scope in scopes {
@@ -106,31 +155,37 @@ impl Live {
             }
         }
         scopes_supported.sort();
-        Ok(Live {
-            profile: session.profile.name.clone(),
-            port: session.profile.port,
-            host: config.server.host.clone(),
+        Ok(Settings {
             sa,
             authorization: config.security.authorization,
-            keys,
-            revoked,
-            tools,
-            jwks,
             allowed_origins: config.server.allowed_origins,
             scopes_supported,
-            cache: TokenCache::default(),
-            watched,
-            renew_at,
+            host: config.server.host,
+            openapi: config.openapi,
+            allowed_methods: config.routing.allowed_methods,
         })
     }
 }
 
-fn watched_files(dir: &Path, profile: &crate::profile::Profile) -> Vec<PathBuf> {
-    let mut files = vec![dir.join(profile::PROFILE_JSON), dir.join(profile::SERVER_CONFIG), dir.join(profile::PUBLIC_PEM)];
-    if let Some(spec) = &profile.spec {
-        files.push(dir.join(spec));
-    }
-    files
+fn load_tools(source: &Source, settings: &Settings, layout: &crate::profile::Layout, profile: &crate::profile::Profile) -> Result<ToolSet> {
+    let openapi = &settings.openapi;
+    let spec = match &openapi.spec {
+        Some(file) => {
+            let path = layout.file(file);
+            Spec::parse(&fsx::read_text(&path)?, &path.display().to_string())?
+        }
+        None => Spec::sample(),
+    };
+    let timeout = Duration::from_secs_f64(openapi.timeout_seconds.clamp(0.1, 600.0));
+    let downstream = source.downstream.clone().or(openapi.downstream.clone()).or(profile.downstream.clone());
+    let mock = source.mock || openapi.mock == Some(true);
+    let backend = match downstream.or_else(|| if openapi.mock == Some(false) { spec.server_url() } else { None }) {
+        Some(url) if !mock => {
+            Backend::downstream(&url, timeout).with_context(|| format!("downstream URL {:?}", crate::mcp::client::redact_url(&url)))?
+        }
+        _ => Backend::Mock,
+    };
+    Ok(ToolSet::new(&spec, &settings.allowed_methods, backend))
 }
 
 /// Identity of a set of files: inode, size and modification time of each. Atomic renames give
@@ -209,9 +264,9 @@ impl Shared {
     fn first_load(source: &Source) -> Result<(Live, Fingerprint)> {
         // Two reads: the first learns which files to watch, the fingerprint is taken, and the
         // second read is the one served (so nothing changed between stamp and read goes unseen).
-        let probe = Live::load(source, None)?;
+        let probe = Live::load(source, None, &mut Vec::new())?;
         let seen = Fingerprint::of(&probe.watched);
-        let live = Live::load(source, None)?;
+        let live = Live::load(source, None, &mut Vec::new())?;
         Ok((live, seen))
     }
 
@@ -232,10 +287,18 @@ impl Shared {
         }
         // Remember it first: a bad edit is reported once, not at every interval.
         *seen = now;
-        match Live::load(&self.source, Some(&self.get())) {
+        let mut warnings = Vec::new();
+        match Live::load(&self.source, Some(&current), &mut warnings) {
             Ok(next) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-                log_line(&format!("reloaded profile {} (configuration, keys, revocations, tools)", self.source.profile));
+                if warnings.is_empty() {
+                    log_line(&format!("reloaded profile {} (configuration, keys, revocations, tools)", self.source.profile));
+                } else if changed {
+                    for w in &warnings {
+                        log_line(&format!("warning: reload of profile {} failed, {w}", self.source.profile));
+                    }
+                    log_line(&format!("reloaded profile {} (keys and revocations; see the warnings above)", self.source.profile));
+                }
                 true
             }
             // Already reported when the files changed; a due renewal retries at the next look.

@@ -233,7 +233,8 @@ impl OAuthProvider {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ClientError::Protocol("the token endpoint answered without access_token".into()))?;
-        let lifetime = body.get("expires_in").and_then(Value::as_u64).map(Duration::from_secs).unwrap_or(Duration::from_secs(3600));
+        // Clamped: a hostile or broken endpoint must not overflow the clock arithmetic.
+        let lifetime = Duration::from_secs(body.get("expires_in").and_then(Value::as_u64).unwrap_or(3600).min(86_400));
         Ok((token.to_owned(), lifetime))
     }
 }

@@ -166,11 +166,11 @@ fn router(state: Arc<AppState>) -> Router {
 /// RFC 9728 protected-resource metadata.
 async fn metadata(State(state): State<Arc<AppState>>) -> Response {
     let live = state.shared.get();
-    let sa = &live.sa;
+    let sa = &live.settings.sa;
     let mut doc = json!({
         "resource": state.resource(),
         "bearer_methods_supported": sa.bearer_methods_supported,
-        "scopes_supported": live.scopes_supported,
+        "scopes_supported": live.settings.scopes_supported,
         "resource_name": format!("mcpgen {}", live.profile),
     });
     let jwks_uri = match (&sa.jwks_uri, sa.mode) {
@@ -219,7 +219,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response {
 fn origin_allowed(live: &Live, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else { return true };
     let Ok(origin) = origin.to_str() else { return false };
-    if live.allowed_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
+    if live.settings.allowed_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
         return true;
     }
     match url::Url::parse(origin) {
@@ -430,7 +430,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
                     replies.push(Message::error(id, INVALID_PARAMS, format!("Unknown tool: {}", crate::validate::printable(name))));
                     continue;
                 };
-                let needed = live.authorization.scopes_for(name);
+                let needed = live.settings.authorization.scopes_for(name);
                 if !caller.has_all(needed) {
                     return auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url());
                 }
@@ -480,8 +480,13 @@ fn list_tools(live: &Live, caller: &Caller, id: Value, params: Option<&Value>) -
         },
         Some(_) => return Message::error(id, INVALID_PARAMS, "invalid cursor"),
     };
-    let visible: Vec<&Value> =
-        live.tools.tools.iter().filter(|t| caller.has_all(live.authorization.scopes_for(&t.op.name))).map(|t| &t.descriptor).collect();
+    let visible: Vec<&Value> = live
+        .tools
+        .tools
+        .iter()
+        .filter(|t| caller.has_all(live.settings.authorization.scopes_for(&t.op.name)))
+        .map(|t| &t.descriptor)
+        .collect();
     if start > visible.len() {
         return Message::error(id, INVALID_PARAMS, "invalid cursor");
     }

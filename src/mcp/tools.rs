@@ -35,7 +35,7 @@ impl Backend {
     pub fn describe(&self) -> String {
         match self {
             Backend::Mock => "mock (spec examples)".into(),
-            Backend::Downstream { base, .. } => base.to_string(),
+            Backend::Downstream { base, .. } => crate::mcp::client::redact_url(base.as_str()),
         }
     }
 }
@@ -216,7 +216,13 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
         source = next;
     }
     let inner = source.to_string();
-    if inner == e.to_string() { inner } else { format!("{e}: {inner}") }
+    let outer = e.to_string();
+    let text = if inner == outer { inner } else { format!("{outer}: {inner}") };
+    // reqwest names the URL, which may carry credentials.
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), &crate::mcp::client::redact_url(url.as_str())),
+        None => text,
+    }
 }
 
 /// A successful result: pretty JSON text plus `structuredContent` (objects as they are, other
