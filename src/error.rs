@@ -68,11 +68,6 @@ impl Failure {
     }
 }
 
-/// Shorthand: `bail_usage!("...")` style constructors returning `anyhow::Error`.
-pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    Failure::usage(message).into()
-}
-
 /// The class and hint of an error chain: the first [`Failure`] found wins.
 pub fn classify(err: &anyhow::Error) -> (Kind, Option<String>) {
     for cause in err.chain() {

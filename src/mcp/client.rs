@@ -97,14 +97,6 @@ impl McpClient {
         })
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn protocol_version(&self) -> Option<&str> {
-        self.version.as_deref()
-    }
-
     /// initialize, then the initialized notification.
     pub async fn initialize(&mut self) -> Result<(), ClientError> {
         self.session = None;
