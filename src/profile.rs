@@ -215,6 +215,18 @@ impl Profile {
         Ok(())
     }
 
+    /// Keys retired by `remint-all --grace-days` that are still accepted at `now`.
+    pub fn keys_in_grace(&self, now: DateTime<Utc>) -> Result<Vec<crate::token::TrustedKey>> {
+        self.retired_keys
+            .iter()
+            .filter(|k| k.accept_until > now)
+            .map(|k| {
+                let key = crate::keys::PublicKey::from_x(&k.x).map_err(|e| anyhow::anyhow!("retired key {}: {e}", k.kid))?;
+                Ok(crate::token::TrustedKey::new(key))
+            })
+            .collect()
+    }
+
     pub fn token(&self, name: &str) -> Option<&TokenEntry> {
         self.sa_tokens.iter().find(|t| t.name == name)
     }

@@ -99,9 +99,7 @@ pub fn trusted_keys(session: &Session) -> Result<Vec<TrustedKey>> {
         keys.push(TrustedKey::new(key));
     }
     let now = crate::profile::now();
-    for retired in session.profile.retired_keys.iter().filter(|k| k.accept_until > now) {
-        keys.push(TrustedKey::new(PublicKey::from_x(&retired.x).with_context(|| format!("retired key {}", retired.kid))?));
-    }
+    keys.extend(session.profile.keys_in_grace(now)?);
     Ok(keys)
 }
 

@@ -44,8 +44,9 @@ pub struct Live {
     pub tools: Arc<ToolSet>,
     pub jwks: Option<Arc<JwksSource>>,
     pub cache: TokenCache,
-    /// The files this snapshot was read from, to notice changes.
+    /// The files this snapshot was read from, to notice changes, and their identity as read.
     pub watched: Vec<PathBuf>,
+    pub stamps: Fingerprint,
     /// When the first retired key's grace period ends: the snapshot is rebuilt then, even if no
     /// file changed, so the key (and tokens cached under it) stop being accepted.
     pub renew_at: Option<DateTime<Utc>>,
@@ -57,6 +58,11 @@ impl Live {
     /// `warnings` — but keys from a valid configuration and the revocations of profile.json
     /// always come fresh, so a bad edit elsewhere never delays a revocation or a rotation.
     pub fn load(source: &Source, previous: Option<&Live>, warnings: &mut Vec<String>) -> Result<Live> {
+        // Each file is stamped before it is read, so a change made during this load is seen at
+        // the watcher's next look.
+        let paths = crate::profile::Layout::new(&source.root, &source.profile);
+        let mut watched = vec![paths.profile_json(), paths.server_config(), paths.public_pem()];
+        let mut stamps = Fingerprint::of(&watched);
         let session = store::open(&source.root, &source.profile, Access::Read)?;
         let layout = &session.layout;
         let profile = &session.profile;
@@ -77,15 +83,14 @@ impl Live {
             keys.push(TrustedKey::new(key));
         }
         let now = profile::now();
-        for retired in profile.retired_keys.iter().filter(|k| k.accept_until > now) {
-            keys.push(TrustedKey::new(PublicKey::from_x(&retired.x).with_context(|| format!("retired key {}", retired.kid))?));
-        }
+        keys.extend(profile.keys_in_grace(now)?);
         let renew_at = profile.retired_keys.iter().map(|k| k.accept_until).filter(|t| *t > now).min();
         let revoked = profile.revoked.iter().map(|r| r.jti.clone()).collect();
 
-        let mut watched = vec![layout.profile_json(), config_path.clone(), layout.public_pem()];
         if let Some(spec) = &settings.openapi.spec {
-            watched.push(layout.file(spec));
+            let path = layout.file(spec);
+            stamps.add(&path);
+            watched.push(path);
         }
         let tools = match (load_tools(source, &settings, layout, profile), previous) {
             (Ok(tools), _) => Arc::new(tools),
@@ -109,6 +114,7 @@ impl Live {
             jwks,
             cache: TokenCache::default(),
             watched,
+            stamps,
             renew_at,
         })
     }
@@ -195,7 +201,15 @@ pub struct Fingerprint(Vec<Option<(u64, u64, i64, i64)>>);
 
 impl Fingerprint {
     pub fn of(files: &[PathBuf]) -> Fingerprint {
-        Fingerprint(files.iter().map(|f| std::fs::metadata(f).ok().map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()))).collect())
+        let mut out = Fingerprint::default();
+        for file in files {
+            out.add(file);
+        }
+        out
+    }
+
+    pub fn add(&mut self, file: &Path) {
+        self.0.push(std::fs::metadata(file).ok().map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec())));
     }
 }
 
@@ -257,17 +271,9 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(source: Source) -> Result<Arc<Shared>> {
-        let (live, seen) = Self::first_load(&source)?;
-        Ok(Arc::new(Shared { current: RwLock::new(Arc::new(live)), seen: Mutex::new(seen), source }))
-    }
-
-    fn first_load(source: &Source) -> Result<(Live, Fingerprint)> {
-        // Two reads: the first learns which files to watch, the fingerprint is taken, and the
-        // second read is the one served (so nothing changed between stamp and read goes unseen).
-        let probe = Live::load(source, None, &mut Vec::new())?;
-        let seen = Fingerprint::of(&probe.watched);
-        let live = Live::load(source, None, &mut Vec::new())?;
-        Ok((live, seen))
+        let live = Live::load(&source, None, &mut Vec::new())?;
+        let seen = Mutex::new(live.stamps.clone());
+        Ok(Arc::new(Shared { current: RwLock::new(Arc::new(live)), seen, source }))
     }
 
     pub fn get(&self) -> Arc<Live> {
@@ -290,6 +296,7 @@ impl Shared {
         let mut warnings = Vec::new();
         match Live::load(&self.source, Some(&current), &mut warnings) {
             Ok(next) => {
+                *seen = next.stamps.clone();
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
                 if warnings.is_empty() {
                     log_line(&format!("reloaded profile {} (configuration, keys, revocations, tools)", self.source.profile));
