@@ -38,10 +38,8 @@ pub struct Target {
     pub url: String,
     pub headers: Vec<ExtraHeader>,
     pub oauth: Option<OAuthProvider>,
-    /// Profile name, for hints.
-    pub profile: Option<String>,
-    /// Which token was chosen, for hints ("token ci-bot", "$SERVICE_ACCOUNT_JWT").
-    pub token_source: Option<String>,
+    /// What error hints mention: the profile and which token was chosen.
+    pub hints: Hints,
 }
 
 fn run_client(root: &Path, args: crate::cli::ClientArgs) -> Result<ExitCode> {
@@ -54,8 +52,7 @@ fn run_client(root: &Path, args: crate::cli::ClientArgs) -> Result<ExitCode> {
     };
     let target = resolve_target(root, &args, &|name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let Target { url, headers, oauth, profile, token_source } = target;
-    let hints = Hints { profile, token_source };
+    let Target { url, headers, oauth, hints } = target;
     runtime.block_on(async {
         let mut client =
             McpClient::new(&url, headers, oauth, Duration::from_secs_f64(args.timeout), args.debug).map_err(|e| client_error(e, &hints))?;
@@ -68,6 +65,7 @@ fn run_client(root: &Path, args: crate::cli::ClientArgs) -> Result<ExitCode> {
 /// What the error hints need to know.
 pub struct Hints {
     pub profile: Option<String>,
+    /// Which token was chosen ("token ci-bot", "$SERVICE_ACCOUNT_JWT").
     pub token_source: Option<String>,
 }
 
@@ -305,7 +303,7 @@ pub fn resolve_target(root: &Path, args: &crate::cli::ClientArgs, env: &dyn Fn(&
         })?)),
         None => None,
     };
-    Ok(Target { url: url.unwrap_or_default(), headers, oauth, profile: profile_name, token_source })
+    Ok(Target { url: url.unwrap_or_default(), headers, oauth, hints: Hints { profile: profile_name, token_source } })
 }
 
 fn header(name: &str, value: &str, what: &str) -> Result<ExtraHeader> {

@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::cli::{SaTokenArgs, UpArgs};
-use crate::config::ServerConfig;
+use crate::cli::{ClientArgs, SaTokenArgs, UpArgs};
 use crate::mcp::client::{ClientError, ExtraHeader, McpClient};
 use crate::mcp::live::{Shared, Source};
 use crate::mcp::server::Server;
 use crate::output;
-use crate::store::{self, Access};
 
 const LIMITED: &str = "dashboard";
 
@@ -89,14 +87,24 @@ async fn tour(root: &Path, name: &str, say: &mut impl FnMut(String)) -> Result<E
         let _ = stop_rx.await;
     }));
 
-    let session = store::open(root, name, Access::Read)?;
-    let config = ServerConfig::load(&session.layout.server_config())?;
-    let sa = config.security.authentication.service_account.effective();
+    // The same token choice and header as `mcpgen client PROFILE --sa-token NAME --url URL`.
     let token_of = |token: &str| -> Result<Vec<ExtraHeader>> {
-        let jwt = crate::fsx::read_text(&session.layout.file(&session.profile.token(token).context("demo token missing")?.filename))?;
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("{}{}", sa.client_prefix(), jwt.trim()))?;
-        value.set_sensitive(true);
-        Ok(vec![ExtraHeader { name: reqwest::header::HeaderName::from_bytes(sa.header.as_bytes())?, value }])
+        let args = ClientArgs {
+            profile: Some(name.to_owned()),
+            sa_token: Some(token.to_owned()),
+            tool: None,
+            args: None,
+            list_json: false,
+            list_details: false,
+            raw: false,
+            debug: false,
+            url: Some(url.clone()),
+            headers: Vec::new(),
+            timeout: 10.0,
+            json_errors: false,
+            oauth: None,
+        };
+        Ok(super::client::resolve_target(root, &args, &|_| None)?.headers)
     };
 
     let result = async {
