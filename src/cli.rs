@@ -13,6 +13,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "MCPGEN_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
 
+    /// Print errors as one JSON object on stderr: {"error", "hint", "exit_code"}.
+    #[arg(long, global = true)]
+    pub json_errors: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -171,7 +175,7 @@ pub struct ServeArgs {
     pub profile: String,
     /// Address to listen on [default: server.host of the configuration, 127.0.0.1].
     #[arg(long, value_name = "ADDR")]
-    pub bind: Option<String>,
+    pub bind: Option<std::net::IpAddr>,
     /// Port to listen on (default: the profile's; 0 picks a free port and prints the URL).
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
@@ -214,14 +218,11 @@ pub struct ClientArgs {
     /// Extra request header, "Name: value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    /// Seconds to wait for each HTTP exchange.
-    #[arg(long, default_value = "30", value_name = "S")]
+    /// Seconds to wait for each HTTP exchange (more than 0, at most 3600).
+    #[arg(long, default_value = "30", value_name = "S", value_parser = parse_timeout)]
     pub timeout: f64,
-    /// Print errors as one JSON object on stderr.
-    #[arg(long)]
-    pub json_errors: bool,
-    /// OAuth2 client-credentials configuration (YAML or JSON, seed 003) used instead of a
-    /// service-account JWT.
+    /// OAuth2 client-credentials configuration (YAML or JSON: client_id, client_secret,
+    /// token_url, scopes) used instead of a service-account JWT.
     #[arg(long, value_name = "FILE")]
     pub oauth: Option<PathBuf>,
 }
@@ -237,4 +238,14 @@ pub struct DemoArgs {
 pub struct CompletionsArgs {
     /// Shell to generate completions for.
     pub shell: clap_complete::Shell,
+}
+
+/// `--timeout`: seconds, more than 0 and at most 3600.
+fn parse_timeout(raw: &str) -> Result<f64, String> {
+    let value: f64 = raw.trim().parse().map_err(|_| format!("{raw:?} is not a number of seconds"))?;
+    if value.is_finite() && value > 0.0 && value <= 3600.0 {
+        Ok(value)
+    } else {
+        Err(format!("{raw} is not more than 0 and at most 3600 seconds"))
+    }
 }

@@ -1,19 +1,25 @@
 //! mcpgen: machine identity for MCP servers.
 //!
-//! `cli` parses, `commands::*` run one subcommand each on top of the domain modules
-//! (`profile`/`store`, `keys`, `token`, `config`, `openapi`, `mcp`), and `output` renders.
+//! Data flows one way: `cli` (parsed flags) → `commands::*` (one file per subcommand) →
+//! `client` / `server` (the MCP client and server) → the domain (`profile`/`store`, `sa`,
+//! `config`, `openapi`) → `token` / `keys` → `fsx`. `mcp` holds the wire protocol both sides
+//! speak, `net` what they share about HTTP, `logging` the one way to log, `output` renders.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fsx;
 pub mod keys;
+pub mod logging;
 pub mod mcp;
+pub mod net;
 pub mod openapi;
 pub mod output;
 pub mod profile;
 pub mod sa;
+pub mod server;
 pub mod store;
 pub mod token;
 pub mod validate;
@@ -24,8 +30,17 @@ use std::process::ExitCode;
 
 use cli::{Cli, Command};
 
-/// Run one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Run one parsed command line; an error is reported here (as text, or JSON with
+/// `--json-errors`) and becomes the exit code of its class.
+pub fn run(cli: Cli) -> ExitCode {
+    let json_errors = cli.json_errors;
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => report_error(&err, json_errors),
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let explicit_root = cli.root.clone();
     let root = cli.root.unwrap_or_else(|| PathBuf::from("generated"));
     match cli.command {

@@ -39,8 +39,5 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    match mcpgen::run(cli) {
-        Ok(code) => code,
-        Err(err) => mcpgen::report_error(&err, false),
-    }
+    mcpgen::run(cli)
 }

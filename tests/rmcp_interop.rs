@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use serve_support::*;
 
 fn transport(config: StreamableHttpClientTransportConfig) -> StreamableHttpClientTransport<reqwest::Client> {
-    mcpgen::mcp::init_tls();
+    mcpgen::net::init_tls();
     StreamableHttpClientTransport::from_config(config)
 }
 

@@ -180,7 +180,7 @@ fn rmcp_really_sends_a_priming_event_first() {
     // opens with an event carrying no data.
     let server = RmcpServer::start();
     let body = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        mcpgen::mcp::init_tls();
+        mcpgen::net::init_tls();
         let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}}});
         let response = reqwest::Client::new()

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::cli::{ClientArgs, SaTokenArgs, UpArgs};
-use crate::mcp::client::{ClientError, ExtraHeader, McpClient};
-use crate::mcp::live::{Shared, Source};
-use crate::mcp::server::Server;
+use crate::cli::{SaTokenArgs, UpArgs};
+use crate::client::target::{self, Request};
+use crate::client::{ClientError, ExtraHeader, McpClient, render};
 use crate::output;
+use crate::server::Server;
+use crate::server::live::{Shared, Source};
 
 const LIMITED: &str = "dashboard";
 
@@ -67,7 +68,7 @@ pub fn run(root: Option<PathBuf>, args: crate::cli::DemoArgs) -> Result<ExitCode
         },
     )?;
 
-    crate::mcp::init_tls();
+    crate::net::init_tls();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let code = runtime.block_on(tour(&root, &name, &mut say))?;
     say(format!(
@@ -89,22 +90,9 @@ async fn tour(root: &Path, name: &str, say: &mut impl FnMut(String)) -> Result<E
 
     // The same token choice and header as `mcpgen client PROFILE --sa-token NAME --url URL`.
     let token_of = |token: &str| -> Result<Vec<ExtraHeader>> {
-        let args = ClientArgs {
-            profile: Some(name.to_owned()),
-            sa_token: Some(token.to_owned()),
-            tool: None,
-            args: None,
-            list_json: false,
-            list_details: false,
-            raw: false,
-            debug: false,
-            url: Some(url.clone()),
-            headers: Vec::new(),
-            timeout: 10.0,
-            json_errors: false,
-            oauth: None,
-        };
-        Ok(super::client::resolve_target(root, &args, &|_| None)?.headers)
+        let request =
+            Request { profile: Some(name.to_owned()), sa_token: Some(token.to_owned()), url: Some(url.clone()), ..Request::default() };
+        Ok(target::resolve_target(root, &request, &|_| None)?.headers)
     };
 
     let result = async {
@@ -112,13 +100,13 @@ async fn tour(root: &Path, name: &str, say: &mut impl FnMut(String)) -> Result<E
         primary.initialize().await?;
         let tools = primary.list_tools().await?;
         say(format!("4. List tools as the primary token (scopes orders.read products.read): {} visible", tools.len()));
-        let refs: Vec<&serde_json::Value> = tools.iter().collect();
-        for line in super::client::render_listing(&refs, 0).lines() {
+        let refs: Vec<_> = tools.iter().collect();
+        for line in render::listing(&refs, 0).lines() {
             say(format!("   {line}"));
         }
         say("5. Call getOrder {\"orderId\": \"ord-1001\"} as the primary token".into());
         let result = primary.call_tool("getOrder", json!({"orderId": "ord-1001"})).await?;
-        for line in super::client::render_result(&result, false).lines() {
+        for line in render::result(&result, false).lines() {
             say(format!("   {line}"));
         }
         primary.close().await;

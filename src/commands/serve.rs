@@ -9,25 +9,29 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::error::Failure;
-use crate::mcp::live::{Shared, Source};
-use crate::mcp::server::Server;
 use crate::output::{self, note};
+use crate::server::Server;
+use crate::server::live::{Shared, Source};
 use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
-    crate::mcp::init_tls();
+    crate::logging::init(tracing::Level::INFO);
+    crate::net::init_tls();
     if let Some(url) = &args.downstream {
         super::check("--downstream", validate::http_url(url))?;
     }
     let source = Source { root: root.to_path_buf(), profile: args.profile.clone(), mock: args.mock, downstream: args.downstream.clone() };
     let shared = Shared::new(source)?;
-    let (flag, bind) = match &args.bind {
-        Some(bind) => ("--bind", bind.clone()),
-        None => ("server.host", shared.get().settings.host.clone()),
+    let ip: IpAddr = match args.bind {
+        Some(ip) => ip,
+        None => {
+            let host = shared.get().settings.host.clone();
+            host.parse().map_err(|_| {
+                Failure::usage(format!("server.host: {:?} is not an IP address", validate::printable(&host)))
+                    .hint("set server.host in mcp_server_config.json to e.g. 127.0.0.1 or 0.0.0.0, or pass --bind")
+            })?
+        }
     };
-    let ip: IpAddr = bind.parse().map_err(|_| {
-        Failure::usage(format!("{flag}: {:?} is not an IP address", validate::printable(&bind))).hint("use e.g. 127.0.0.1 or 0.0.0.0")
-    })?;
     let port = args.port.unwrap_or(shared.get().port);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {

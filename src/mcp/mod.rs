@@ -1,23 +1,39 @@
-//! The Model Context Protocol over Streamable HTTP: wire types shared by both ends, the server
-//! (`server`, with its authentication layer `auth`, key sources `jwks`, tool catalogue `tools`
-//! and hot-reloaded state `live`), and the client (`client`, `sse`).
+//! The Model Context Protocol as types, shared by the client (`crate::client`) and the server
+//! (`crate::server`): the JSON-RPC 2.0 envelope, ids and error codes (`jsonrpc`), the MCP
+//! messages mcpgen sends and receives (`messages`), and the Streamable HTTP constants below.
+//!
+//! Own serde types rather than `rmcp::model`: mcpgen needs about a dozen messages, must accept
+//! what other implementations send (unknown fields kept, not refused), and the rmcp crate would
+//! tie the binary's wire format to that SDK's release cadence and bring its dependency tree into
+//! the release build (measured in the house issue's note); rmcp stays a dev-dependency, used by
+//! the interop tests as the independent peer.
 
-pub mod auth;
-pub mod client;
 pub mod jsonrpc;
-pub mod jwks;
-pub mod live;
-pub mod oauth;
-pub mod schema;
-pub mod server;
-pub mod sse;
-pub mod tools;
+pub mod messages;
 
-/// Install the process-wide TLS provider (ring) once; reqwest is built without one so the
-/// binary does not carry two crypto stacks.
-pub fn init_tls() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+/// Protocol versions mcpgen speaks, oldest first; the last is proposed by the client and is the
+/// server's answer to a version it does not know.
+pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+pub const LATEST_VERSION: &str = "2025-11-25";
+/// Assumed when a request carries no `MCP-Protocol-Version` header (transport spec).
+pub const DEFAULT_VERSION: &str = "2025-03-26";
+/// The first version without JSON-RPC batching and with `structuredContent`.
+pub const STRUCTURED_SINCE: &str = "2025-06-18";
+
+/// Streamable HTTP headers (lower case, as `http` stores them).
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+pub fn is_supported(version: &str) -> bool {
+    SUPPORTED_VERSIONS.contains(&version)
+}
+
+/// Method names.
+pub mod method {
+    pub const INITIALIZE: &str = "initialize";
+    pub const INITIALIZED: &str = "notifications/initialized";
+    pub const PING: &str = "ping";
+    pub const TOOLS_LIST: &str = "tools/list";
+    pub const TOOLS_CALL: &str = "tools/call";
+    pub const PROMPTS_LIST: &str = "prompts/list";
 }

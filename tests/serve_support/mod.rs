@@ -219,7 +219,7 @@ pub struct Server {
 impl Server {
     /// Start `mcpgen --root ROOT ARGS…` and wait for the URL on its first stdout line.
     pub fn start(root: &Path, args: &[&str]) -> Server {
-        mcpgen::mcp::init_tls();
+        mcpgen::net::init_tls();
         let mut child = Command::new(BIN)
             .arg("--root")
             .arg(root)

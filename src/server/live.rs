@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Authorization, ServerConfig, ServiceAccount};
 use crate::keys::PublicKey;
-use crate::mcp::jwks::JwksSource;
-use crate::mcp::tools::{Backend, ToolSet};
 use crate::openapi::Spec;
+use crate::server::jwks::JwksSource;
+use crate::server::tools::{Backend, ToolSet};
 use crate::store::{self, Access};
 use crate::token::TrustedKey;
 use crate::{fsx, profile};
@@ -187,7 +187,7 @@ fn load_tools(source: &Source, settings: &Settings, layout: &crate::profile::Lay
     let mock = source.mock || openapi.mock == Some(true);
     let backend = match downstream.or_else(|| if openapi.mock == Some(false) { spec.server_url() } else { None }) {
         Some(url) if !mock => {
-            Backend::downstream(&url, timeout).with_context(|| format!("downstream URL {:?}", crate::mcp::client::redact_url(&url)))?
+            Backend::downstream(&url, timeout).with_context(|| format!("downstream URL {:?}", crate::net::redact_url(&url)))?
         }
         _ => Backend::Mock,
     };
@@ -338,5 +338,5 @@ impl Shared {
 
 /// One log line on stderr with a UTC timestamp.
 pub fn log_line(text: &str) {
-    eprintln!("{} {text}", profile::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    tracing::info!("{text}");
 }

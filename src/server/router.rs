@@ -21,9 +21,10 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::mcp::auth::{self, Caller, Refusal};
-use crate::mcp::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, LATEST_VERSION, METHOD_NOT_FOUND, Message, PARSE_ERROR};
-use crate::mcp::live::{Live, Shared, log_line};
+use crate::mcp::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, Id, METHOD_NOT_FOUND, Message, PARSE_ERROR};
+use crate::mcp::{self as jsonrpc, LATEST_VERSION};
+use crate::server::auth::{self, Caller, Refusal};
+use crate::server::live::{Live, Shared, log_line};
 
 /// Largest request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -262,14 +263,14 @@ impl LogLine {
     }
 }
 
-fn plain_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+fn plain_error(status: StatusCode, id: Id, code: i64, message: &str) -> Response {
     json_response(status, &serde_json::to_value(Message::error(id, code, message)).unwrap_or_default())
 }
 
 /// Common gate for every `/mcp` request: Origin, then authentication.
 async fn gate(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, Response> {
     if !origin_allowed(live, headers) {
-        return Err(plain_error(StatusCode::FORBIDDEN, Value::Null, INVALID_REQUEST, "Origin not allowed"));
+        return Err(plain_error(StatusCode::FORBIDDEN, Id::Null, INVALID_REQUEST, "Origin not allowed"));
     }
     auth::authenticate(live, headers, query).await.map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url()))
 }
@@ -279,7 +280,7 @@ fn check_session(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Resu
     let Some(id) = headers.get(jsonrpc::SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(plain_error(
             StatusCode::BAD_REQUEST,
-            Value::Null,
+            Id::Null,
             INVALID_REQUEST,
             "missing Mcp-Session-Id header; send initialize first",
         ));
@@ -291,7 +292,7 @@ fn check_session(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Resu
             session.last_seen = Instant::now();
             Ok((id.to_owned(), session.version.clone()))
         }
-        _ => Err(plain_error(StatusCode::NOT_FOUND, Value::Null, INVALID_REQUEST, "unknown or expired session; initialize again")),
+        _ => Err(plain_error(StatusCode::NOT_FOUND, Id::Null, INVALID_REQUEST, "unknown or expired session; initialize again")),
     }
 }
 
@@ -351,7 +352,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
     if !json_ok && !sse_ok {
         return plain_error(
             StatusCode::NOT_ACCEPTABLE,
-            Value::Null,
+            Id::Null,
             INVALID_REQUEST,
             "Accept must include application/json or text/event-stream",
         );
@@ -359,19 +360,19 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
     let use_sse = sse_ok && !json_ok;
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return plain_error(StatusCode::BAD_REQUEST, Value::Null, PARSE_ERROR, &format!("invalid JSON: {e}")),
+        Err(e) => return plain_error(StatusCode::BAD_REQUEST, Id::Null, PARSE_ERROR, &format!("invalid JSON: {e}")),
     };
     let batch = parsed.is_array();
     let raw_messages = match parsed {
         Value::Array(items) if !items.is_empty() => items,
-        Value::Array(_) => return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "empty batch"),
+        Value::Array(_) => return plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "empty batch"),
         single => vec![single],
     };
     let mut messages = Vec::with_capacity(raw_messages.len());
     for raw in raw_messages {
         match serde_json::from_value::<Message>(raw) {
             Ok(m) if m.jsonrpc == "2.0" => messages.push(m),
-            _ => return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "not a JSON-RPC 2.0 message"),
+            _ => return plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "not a JSON-RPC 2.0 message"),
         }
     }
 
@@ -379,10 +380,10 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
     if let Some(init) = messages.iter().find(|m| m.method.as_deref() == Some("initialize")) {
         log.rpc = "initialize".into();
         if batch {
-            return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "initialize must not be part of a batch");
+            return plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "initialize must not be part of a batch");
         }
         let Some(id) = init.id.clone() else {
-            return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "initialize must be a request");
+            return plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "initialize must be a request");
         };
         let requested = init.params.as_ref().and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
         let version = if jsonrpc::is_supported(requested) { requested } else { LATEST_VERSION };
@@ -407,7 +408,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
     if let Some(v) = headers.get(jsonrpc::VERSION_HEADER) {
         match v.to_str() {
             Ok(v) if jsonrpc::is_supported(v) => {}
-            _ => return plain_error(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "unsupported MCP-Protocol-Version"),
+            _ => return plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "unsupported MCP-Protocol-Version"),
         }
     }
     let structured = session_version.as_str() >= "2025-06-18";
@@ -416,7 +417,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
         if !message.is_request() {
             continue; // notifications and responses: accepted, nothing to say
         }
-        let id = message.id.clone().unwrap_or(Value::Null);
+        let id = message.id.clone().unwrap_or(Id::Null);
         let method = message.method.as_deref().unwrap_or("");
         log.rpc = method.to_owned();
         match method {
@@ -471,7 +472,7 @@ fn new_session(state: &AppState, version: &str, caller: &Caller) -> String {
 }
 
 /// `tools/list`: the tools the caller has the scopes for, a page at a time.
-fn list_tools(live: &Live, caller: &Caller, id: Value, params: Option<&Value>) -> Message {
+fn list_tools(live: &Live, caller: &Caller, id: Id, params: Option<&Value>) -> Message {
     let start = match params.and_then(|p| p.get("cursor")) {
         None | Some(Value::Null) => 0,
         Some(Value::String(c)) => match c.parse::<usize>() {

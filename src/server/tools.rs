@@ -35,7 +35,7 @@ impl Backend {
     pub fn describe(&self) -> String {
         match self {
             Backend::Mock => "mock (spec examples)".into(),
-            Backend::Downstream { base, .. } => crate::mcp::client::redact_url(base.as_str()),
+            Backend::Downstream { base, .. } => crate::net::redact_url(base.as_str()),
         }
     }
 }
@@ -220,7 +220,7 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let text = if inner == outer { inner } else { format!("{outer}: {inner}") };
     // reqwest names the URL, which may carry credentials.
     match e.url() {
-        Some(url) => text.replace(url.as_str(), &crate::mcp::client::redact_url(url.as_str())),
+        Some(url) => text.replace(url.as_str(), &crate::net::redact_url(url.as_str())),
         None => text,
     }
 }

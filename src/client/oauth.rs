@@ -13,10 +13,13 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::mcp::client::{ClientError, redact_url, trace};
-use crate::mcp::tools::describe_reqwest;
+use crate::client::ClientError;
+use crate::logging::trace;
+use crate::net::{self, redact_url};
 
 pub const DEFAULT_BUFFER_SECS: u64 = 300;
+/// Largest token endpoint response read.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct OAuthConfig {
@@ -199,12 +202,14 @@ impl OAuthProvider {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: redact_url(&c.token_url),
-                reason: if e.is_timeout() { "timed out".into() } else { describe_reqwest(&e) },
-            })?;
+            .map_err(|e| ClientError::Unreachable { url: redact_url(&c.token_url), reason: net::describe(&e) })?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // Capped while reading: a hostile token endpoint cannot make us buffer more.
+        let body = net::read_capped(response, MAX_TOKEN_RESPONSE_BYTES).await.map_err(|e| match e {
+            net::ReadError::Transport(e) => ClientError::Unreachable { url: redact_url(&c.token_url), reason: net::describe(&e) },
+            too_large => ClientError::Protocol(format!("token endpoint {}: {too_large}", redact_url(&c.token_url))),
+        })?;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if debug {
             let mut shown = body.clone();
             if let Some(obj) = shown.as_object_mut() {

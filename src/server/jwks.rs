@@ -65,7 +65,7 @@ impl JwksSource {
             }
             Err(e) => {
                 // Keep serving the keys we had; try again after the rate limit.
-                eprintln!("{} warning: cannot fetch JWKS from {}: {e}", crate::profile::now().to_rfc3339(), self.uri);
+                tracing::warn!("warning: cannot fetch JWKS from {}: {e}", crate::net::redact_url(&self.uri));
                 cache.expires = Some(Instant::now() + REFETCH_INTERVAL);
             }
         }

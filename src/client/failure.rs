@@ -1,0 +1,49 @@
+//! Client failures as errors of the CLI's classes (exit 3 refused, 4 unreachable, 1 protocol),
+//! each with a hint that names the party to fix: the token, the server, the URL.
+
+use crate::client::ClientError;
+use crate::error::{Failure, Kind};
+use crate::validate;
+
+/// What the error hints need to know.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    pub profile: Option<String>,
+    /// Which token was chosen ("token ci-bot", "$SERVICE_ACCOUNT_JWT").
+    pub token_source: Option<String>,
+}
+
+/// A client failure as an error of the right class, with a hint where the user can act.
+pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
+    let profile = hints.profile.as_deref().unwrap_or("PROFILE");
+    match &e {
+        ClientError::Refused { status, scope, metadata, .. } => {
+            let mut hint = match (status, scope) {
+                (403, Some(scope)) => format!("mint a token with that scope: `mcpgen sa-token {profile} --name NAME --scopes {scope}`"),
+                (401, _) if hints.token_source.is_none() => {
+                    format!("pass a token: --sa-token NAME, $SERVICE_ACCOUNT_JWT, or `mcpgen sa-token {profile} --primary`")
+                }
+                (401, _) => format!(
+                    "{} was refused; check it with `mcpgen sa-verify {profile}`{}",
+                    hints.token_source.as_deref().unwrap_or("the token"),
+                    if hints.token_source.as_deref().is_some_and(|s| s.starts_with("token ")) { " --name NAME" } else { " --token JWT" }
+                ),
+                _ => "the server refused the request".to_owned(),
+            };
+            if let Some(m) = metadata {
+                hint.push_str(&format!("; resource metadata: {}", validate::printable(m)));
+            }
+            Failure::new(Kind::Auth, format!("server refused the request: {e}")).hint(hint).into()
+        }
+        ClientError::Unreachable { .. } => Failure::new(Kind::Unreachable, e.to_string())
+            .hint(match &hints.profile {
+                Some(p) => format!("is the server running? start it with `mcpgen serve {p}`, or pass --url"),
+                None => "check the URL and that the server is running".to_owned(),
+            })
+            .into(),
+        // The message may quote the server; keep its control characters off the terminal.
+        ClientError::Rpc { .. } | ClientError::Protocol(_) | ClientError::SessionGone => {
+            Failure::error(format!("MCP error: {}", validate::escape_controls(&e.to_string()))).into()
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The MCP Streamable HTTP client: initialize → initialized → requests → DELETE, JSON or SSE
+//! replies, session ids, `MCP-Protocol-Version` on every request after initialize, one
+//! re-initialize when the server forgets the session (404), and typed failures that map to the
+//! CLI's exit codes. `debug` traces every exchange (through `logging::trace`) with credentials
+//! redacted.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::client::challenge;
+use crate::client::oauth::OAuthProvider;
+use crate::client::sse;
+use crate::logging::trace;
+use crate::mcp::jsonrpc::{Id, Message};
+use crate::mcp::messages::{CallToolParams, CallToolResult, Implementation, InitializeParams, InitializeResult, ListPromptsResult};
+use crate::mcp::messages::{ListToolsResult, PageParams, Tool};
+use crate::mcp::{self, LATEST_VERSION, method};
+use crate::net;
+use crate::validate::printable;
+
+/// Largest reply body accepted.
+const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// Most pages followed in one listing.
+const MAX_PAGES: usize = 10_000;
+
+/// Why a call failed, in the classes the CLI's exit codes distinguish.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// 401/403 from the server, with what its challenge said.
+    #[error("HTTP {status} {}", describe_refusal(.error, .description, .scope))]
+    Refused { status: u16, error: Option<String>, description: Option<String>, scope: Option<String>, metadata: Option<String> },
+    /// Connection refused, DNS, TLS or timeout.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The server answered with a JSON-RPC error.
+    #[error("{} (JSON-RPC error {code})", printable(.message))]
+    Rpc { code: i64, message: String },
+    /// The server no longer knows our session (404 to a request that carried one).
+    #[error("the server does not know the session (404)")]
+    SessionGone,
+    /// Anything else the server did that the protocol does not allow.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+fn describe_refusal(error: &Option<String>, description: &Option<String>, scope: &Option<String>) -> String {
+    let mut out = error.as_deref().map(printable).unwrap_or_else(|| "unauthorized".into());
+    if let Some(d) = description {
+        out.push_str(&format!(" ({})", printable(d)));
+    }
+    if let Some(s) = scope {
+        out.push_str(&format!("; needs scope {}", printable(s)));
+    }
+    out
+}
+
+/// One header the client sends on every request; values are redacted in debug output.
+#[derive(Debug, Clone)]
+pub struct ExtraHeader {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+}
+
+pub struct McpClient {
+    http: reqwest::Client,
+    url: String,
+    headers: Vec<ExtraHeader>,
+    oauth: Option<OAuthProvider>,
+    session: Option<String>,
+    version: Option<String>,
+    next_id: i64,
+    debug: bool,
+    pub server_info: Implementation,
+    pub capabilities: Map<String, Value>,
+}
+
+impl McpClient {
+    pub fn new(
+        url: &str,
+        headers: Vec<ExtraHeader>,
+        oauth: Option<OAuthProvider>,
+        timeout: Duration,
+        debug: bool,
+    ) -> Result<Self, ClientError> {
+        let tls = net::is_https(url) || oauth.as_ref().is_some_and(|o| net::is_https(o.token_url()));
+        let http = net::Policy::new(timeout, tls)
+            .client()
+            .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {}", net::describe(&e))))?;
+        Ok(McpClient {
+            http,
+            url: url.to_owned(),
+            headers,
+            oauth,
+            session: None,
+            version: None,
+            next_id: 1,
+            debug,
+            server_info: Implementation::default(),
+            capabilities: Map::new(),
+        })
+    }
+
+    /// initialize, then the initialized notification.
+    pub async fn initialize(&mut self) -> Result<(), ClientError> {
+        self.session = None;
+        self.version = None;
+        let params = InitializeParams {
+            protocol_version: LATEST_VERSION.into(),
+            capabilities: Map::new(),
+            client_info: Implementation { name: "mcpgen".into(), title: None, version: env!("CARGO_PKG_VERSION").into() },
+        };
+        let id = self.take_id();
+        let message = Message::request(id.clone(), method::INITIALIZE, Some(to_value(&params)?));
+        let (reply, headers) = self.exchange(&message, Some(&id)).await?;
+        let result: InitializeResult = rpc_result(reply)?;
+        if !mcp::is_supported(&result.protocol_version) {
+            return Err(ClientError::Protocol(format!(
+                "the server chose protocol version {:?}, which mcpgen does not speak ({})",
+                printable(&result.protocol_version),
+                mcp::SUPPORTED_VERSIONS.join(", ")
+            )));
+        }
+        self.version = Some(result.protocol_version);
+        self.session = headers.get(mcp::SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        self.server_info = result.server_info;
+        self.capabilities = result.capabilities;
+        self.exchange(&Message::notification(method::INITIALIZED), None).await?;
+        Ok(())
+    }
+
+    /// A request and its typed result; a 404 (session gone) re-initializes once and retries.
+    pub async fn request<T: DeserializeOwned>(&mut self, method: &str, params: Option<Value>) -> Result<T, ClientError> {
+        let id = self.take_id();
+        match self.exchange(&Message::request(id.clone(), method, params.clone()), Some(&id)).await {
+            Err(ClientError::SessionGone) => {
+                self.initialize().await?;
+                let id = self.take_id();
+                let (reply, _) = self.exchange(&Message::request(id.clone(), method, params), Some(&id)).await?;
+                rpc_result(reply)
+            }
+            Err(e) => Err(e),
+            Ok((reply, _)) => rpc_result(reply),
+        }
+    }
+
+    /// Every tool, following `nextCursor`.
+    pub async fn list_tools(&mut self) -> Result<Vec<Tool>, ClientError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let page: ListToolsResult = self.request(method::TOOLS_LIST, page_params(&cursor)?).await?;
+            out.extend(page.tools);
+            if !advance(&mut cursor, page.next_cursor) {
+                return Ok(out);
+            }
+        }
+        Err(ClientError::Protocol(format!("tools/list did not end after {MAX_PAGES} pages")))
+    }
+
+    /// Every prompt, when the server has the prompts capability.
+    pub async fn list_prompts(&mut self) -> Result<Vec<Value>, ClientError> {
+        if !self.capabilities.contains_key("prompts") {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let page: ListPromptsResult = self.request(method::PROMPTS_LIST, page_params(&cursor)?).await?;
+            out.extend(page.prompts);
+            if !advance(&mut cursor, page.next_cursor) {
+                return Ok(out);
+            }
+        }
+        Err(ClientError::Protocol(format!("prompts/list did not end after {MAX_PAGES} pages")))
+    }
+
+    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<CallToolResult, ClientError> {
+        let params = CallToolParams { name: name.to_owned(), arguments: Some(arguments) };
+        self.request(method::TOOLS_CALL, Some(to_value(&params)?)).await
+    }
+
+    /// End the session (DELETE); a server that does not allow it is fine.
+    pub async fn close(&mut self) {
+        let Some(session) = self.session.take() else { return };
+        let mut request = self.http.delete(&self.url);
+        for (name, value) in self.auth_headers().await.unwrap_or_default() {
+            request = request.header(name, value);
+        }
+        request = request.header(mcp::SESSION_HEADER, session);
+        if let Some(v) = &self.version {
+            request = request.header(mcp::VERSION_HEADER, v.as_str());
+        }
+        if self.debug {
+            trace(">", &format!("DELETE {}", net::redact_url(&self.url)));
+        }
+        let started = Instant::now();
+        if let Ok(response) = request.send().await
+            && self.debug
+        {
+            trace("<", &format!("{} ({:.1} ms)", response.status(), started.elapsed().as_secs_f64() * 1000.0));
+        }
+    }
+
+    fn take_id(&mut self) -> Id {
+        let id = self.next_id;
+        self.next_id += 1;
+        Id::Number(id)
+    }
+
+    /// Headers that carry credentials: the fixed ones and a fresh OAuth token.
+    async fn auth_headers(&self) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
+        let mut out: Vec<(HeaderName, HeaderValue)> = self.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+        if let Some(oauth) = &self.oauth {
+            out.extend(oauth.headers(&self.http, self.debug).await?);
+        }
+        Ok(out)
+    }
+
+    /// POST one message; for a request, the matching response (JSON body or SSE event).
+    async fn exchange(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
+        let body = serde_json::to_string(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json, text/event-stream");
+        let auth = self.auth_headers().await?;
+        for (name, value) in &auth {
+            request = request.header(name.clone(), value.clone());
+        }
+        if let Some(session) = &self.session {
+            request = request.header(mcp::SESSION_HEADER, session.as_str());
+        }
+        if let Some(version) = &self.version {
+            request = request.header(mcp::VERSION_HEADER, version.as_str());
+        }
+        let request = request.body(body.clone()).build().map_err(|e| ClientError::Protocol(format!("cannot build request: {e}")))?;
+        if self.debug {
+            trace(">", &format!("POST {}", net::redact_url(request.url().as_str())));
+            for (name, value) in request.headers() {
+                trace(">", &format!("{name}: {}", redact_header(name, value, &auth)));
+            }
+            trace(">", &body);
+        }
+        let started = Instant::now();
+        let response = self.http.execute(request).await.map_err(|e| unreachable(&self.url, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if self.debug {
+            trace("<", &format!("{status} ({:.1} ms)", started.elapsed().as_secs_f64() * 1000.0));
+            for (name, value) in &headers {
+                trace("<", &format!("{name}: {}", redact_header(name, value, &[])));
+            }
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            let text = self.read_body(response).await.unwrap_or_default();
+            return Err(challenge::refused(status.as_u16(), &headers, &text));
+        }
+        if status == reqwest::StatusCode::NOT_FOUND && self.session.is_some() {
+            return Err(ClientError::SessionGone);
+        }
+        if status == reqwest::StatusCode::ACCEPTED || (expect_id.is_none() && status.is_success()) {
+            return Ok((None, headers));
+        }
+        let content_type = headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if !status.is_success() {
+            let text = self.read_body(response).await.unwrap_or_default();
+            // A JSON-RPC error body explains more than the status.
+            if let Ok(m) = serde_json::from_slice::<Message>(&text)
+                && let Some(e) = m.error
+            {
+                return Err(ClientError::Rpc { code: e.code, message: format!("HTTP {status}: {}", e.message) });
+            }
+            return Err(ClientError::Protocol(format!("the server answered HTTP {status}")));
+        }
+        let reply = if content_type.starts_with("text/event-stream") {
+            self.read_sse(response, expect_id).await?
+        } else {
+            let text = self.read_body(response).await?;
+            let value: Value = serde_json::from_slice(&text).map_err(|e| {
+                ClientError::Protocol(format!("the server sent invalid JSON ({e}) with content type {:?}", printable(&content_type)))
+            })?;
+            find_reply(value, expect_id)?
+        };
+        Ok((reply, headers))
+    }
+
+    /// A whole (non-SSE) body, capped, traced when debugging.
+    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+        let text = net::read_capped(response, MAX_REPLY_BYTES).await.map_err(|e| match e {
+            net::ReadError::Transport(e) => unreachable(&self.url, &e),
+            too_large => ClientError::Protocol(too_large.to_string()),
+        })?;
+        if self.debug {
+            trace("<", &String::from_utf8_lossy(&text));
+        }
+        Ok(text)
+    }
+
+    /// Read SSE events until the response to `expect_id` arrives.
+    async fn read_sse(&self, mut response: reqwest::Response, expect_id: Option<&Id>) -> Result<Option<Message>, ClientError> {
+        let mut parser = sse::Parser::new();
+        let mut total = 0usize;
+        loop {
+            let chunk = response.chunk().await.map_err(|e| unreachable(&self.url, &e))?;
+            let events = match &chunk {
+                Some(bytes) => {
+                    total += bytes.len();
+                    if total > MAX_REPLY_BYTES {
+                        return Err(ClientError::Protocol(format!("SSE reply larger than {MAX_REPLY_BYTES} bytes")));
+                    }
+                    parser.push(bytes)
+                }
+                None => parser.finish().into_iter().collect(),
+            };
+            for event in events {
+                if self.debug {
+                    trace("<", &format!("event: {} data: {}", event.event, event.data));
+                }
+                if event.event != "message" {
+                    continue;
+                }
+                let value: Value =
+                    serde_json::from_str(&event.data).map_err(|e| ClientError::Protocol(format!("invalid JSON in an SSE event ({e})")))?;
+                // Server requests and notifications may come first; wait for our response.
+                if let Ok(Some(reply)) = find_reply(value, expect_id) {
+                    return Ok(Some(reply));
+                }
+            }
+            if chunk.is_none() {
+                return Err(ClientError::Protocol("the SSE stream ended without a response".into()));
+            }
+        }
+    }
+}
+
+fn to_value(value: &impl serde::Serialize) -> Result<Value, ClientError> {
+    serde_json::to_value(value).map_err(|e| ClientError::Protocol(format!("cannot encode a request: {e}")))
+}
+
+fn page_params(cursor: &Option<String>) -> Result<Option<Value>, ClientError> {
+    cursor.as_ref().map(|c| to_value(&PageParams { cursor: Some(c.clone()) })).transpose()
+}
+
+/// Move to the next page; false when the listing is complete (or the server repeats itself).
+fn advance(cursor: &mut Option<String>, next: Option<String>) -> bool {
+    match next {
+        Some(next) if Some(&next) != cursor.as_ref() => {
+            *cursor = Some(next);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
+    ClientError::Unreachable { url: net::redact_url(url), reason: net::describe(e) }
+}
+
+/// The response with id `expect_id` in a single message or a batch.
+fn find_reply(value: Value, expect_id: Option<&Id>) -> Result<Option<Message>, ClientError> {
+    let messages: Vec<Message> = match value {
+        Value::Array(items) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
+        single => vec![serde_json::from_value(single).map_err(|e| ClientError::Protocol(format!("not a JSON-RPC message ({e})")))?],
+    };
+    let Some(id) = expect_id else { return Ok(None) };
+    messages
+        .into_iter()
+        .find(|m| m.method.is_none() && m.id.as_ref() == Some(id))
+        .map(Some)
+        .ok_or_else(|| ClientError::Protocol(format!("no response with id {} in the reply", json!(id))))
+}
+
+/// The typed result of a response, or its error.
+fn rpc_result<T: DeserializeOwned>(reply: Option<Message>) -> Result<T, ClientError> {
+    let reply = reply.ok_or_else(|| ClientError::Protocol("the server sent no response".into()))?;
+    if let Some(error) = reply.error {
+        return Err(ClientError::Rpc { code: error.code, message: error.message });
+    }
+    serde_json::from_value(reply.result.unwrap_or(Value::Null))
+        .map_err(|e| ClientError::Protocol(format!("the server sent a malformed result ({})", printable(&e.to_string()))))
+}
+
+/// Credential headers are shown as `<redacted>`; so is any header the caller marked secret.
+fn redact_header(name: &HeaderName, value: &HeaderValue, secrets: &[(HeaderName, HeaderValue)]) -> String {
+    use reqwest::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+    if secrets.iter().any(|(n, _)| n == name) || [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE, SET_COOKIE].contains(name) {
+        return "<redacted>".into();
+    }
+    value.to_str().unwrap_or("<binary>").to_owned()
+}
