@@ -49,7 +49,7 @@ impl PrivateKey {
         Ok(pem.to_string())
     }
 
-    /// PKCS#8 v1 DER, as `jsonwebtoken::EncodingKey::from_ed_der` expects. Secret.
+    /// PKCS#8 v1 DER (what `jsonwebtoken::EncodingKey::from_ed_der` expects). Secret.
     pub fn to_der(&self) -> Result<Vec<u8>> {
         let bytes = KeypairBytes { secret_key: self.0.to_bytes(), public_key: None };
         let der = bytes.to_pkcs8_der().map_err(|e| anyhow!("cannot encode private key: {e}"))?;
@@ -58,6 +58,12 @@ impl PrivateKey {
 
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key())
+    }
+
+    /// The Ed25519 signature of `message` (RFC 8032, deterministic).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.0.sign(message).to_bytes()
     }
 }
 

@@ -1,10 +1,16 @@
 //! Service-account JWTs: the claims, minting, and verification with the clock as an argument.
 //!
-//! Minting builds the JWS signing input itself (so the header is exactly
-//! `{"alg":"EdDSA","typ":"JWT","kid":…}`) and signs it with `jsonwebtoken::crypto::sign`.
-//! Verification is deliberately stricter than a generic JOSE library: it refuses anything but
-//! EdDSA with one of the configured keys, any `crit`, embedded keys or key URLs, oversized or
-//! malformed input, and checks the signature with `verify_strict` before it trusts any claim.
+//! Why the JWT layer is ours and where `jsonwebtoken` serves: a generic JOSE library decides
+//! policy (which algorithms, which header parameters, how claims are checked, which clock) that
+//! mcpgen must decide itself — refuse anything but the configured algorithms and keys, any
+//! `crit`, embedded keys or key URLs, oversized or malformed input, check the signature before
+//! trusting any claim, take the clock as an argument, and use `verify_strict` for Ed25519. So
+//! minting and verifying are written here on top of signature primitives: Ed25519 from
+//! `ed25519-dalek` directly (its `SigningKey` is `Sync`, so one [`Minter`] serves every thread
+//! of `remint-all`, with no PKCS#8 round trip). `jsonwebtoken` is the independent
+//! implementation the tests cross-check against (the RFC 8037 A.4 vector), and the place for
+//! what an identity provider's tokens need: JWK parsing and the RSA/ECDSA signature
+//! primitives.
 
 use std::collections::HashSet;
 
@@ -12,9 +18,6 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use ed25519_dalek::Signature;
-use jsonwebtoken::crypto::JwtSigner;
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -45,11 +48,10 @@ pub fn new_jti() -> String {
     B64URL.encode(bytes)
 }
 
-/// A key ready to sign many tokens: the PKCS#8 key is parsed once into jsonwebtoken's EdDSA
-/// signer (`crypto::sign` would parse it again for every token). Not `Sync`: give each thread
-/// its own.
+/// A key ready to sign many tokens, with the header (`{"alg":"EdDSA","typ":"JWT","kid":…}`)
+/// encoded once. `Sync`: threads share one.
 pub struct Minter {
-    signer: Box<dyn JwtSigner>,
+    key: PrivateKey,
     header_b64: String,
 }
 
@@ -57,16 +59,14 @@ impl Minter {
     pub fn new(private: &PrivateKey) -> Result<Self> {
         let kid = private.public().thumbprint();
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
-        let key = EncodingKey::from_ed_der(&private.to_der()?);
-        let signer = (DEFAULT_PROVIDER.signer_factory)(&Algorithm::EdDSA, &key).context("cannot load the signing key")?;
-        Ok(Minter { signer, header_b64: B64URL.encode(header.to_string()) })
+        Ok(Minter { key: private.clone(), header_b64: B64URL.encode(header.to_string()) })
     }
 
     /// The compact JWS for `claims`.
     pub fn mint(&self, claims: &Claims) -> Result<String> {
         let payload = serde_json::to_vec(claims).context("cannot encode claims")?;
         let signing_input = format!("{}.{}", self.header_b64, B64URL.encode(payload));
-        let signature = self.signer.try_sign(signing_input.as_bytes()).map_err(|e| anyhow::anyhow!("cannot sign token: {e}"))?;
+        let signature = self.key.sign(signing_input.as_bytes());
         Ok(format!("{signing_input}.{}", B64URL.encode(signature)))
     }
 }
@@ -289,6 +289,7 @@ pub fn format_time(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey};
 
     const D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
     const NOW: i64 = 1_800_000_000;
@@ -326,6 +327,15 @@ mod tests {
         let sig =
             jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_ed_der(&key().to_der().unwrap()), Algorithm::EdDSA).unwrap();
         format!("{input}.{sig}")
+    }
+
+    #[test]
+    fn minter_matches_jsonwebtoken_byte_for_byte() {
+        let token = Minter::new(&key()).unwrap().mint(&claims()).unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let theirs =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_ed_der(&key().to_der().unwrap()), Algorithm::EdDSA).unwrap();
+        assert_eq!(sig, theirs);
     }
 
     #[test]
