@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-/// Exit codes documented in the README and SPEC.md.
+/// Exit codes, as the README documents them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// 1: anything that is not the caller's fault.
