@@ -39,7 +39,14 @@ fn bench_tokens(c: &mut Criterion) {
     let keys = [TrustedKey::new(key.public())];
     // A realistic revocation list: a few hundred revoked jtis.
     let revoked: std::collections::HashSet<String> = (0..500).map(|_| token::new_jti()).collect();
-    let expect = Expect { issuer: Some("oemcp-local"), audience: Some(AUDIENCE), now: NOW + 10, leeway: 60, revoked: Some(&revoked) };
+    let expect = Expect {
+        issuer: Some("oemcp-local"),
+        audience: Some(AUDIENCE),
+        now: NOW + 10,
+        leeway: 60,
+        revoked: Some(&revoked),
+        ..Default::default()
+    };
     token::verify(&jwt, &keys, &expect).expect("the benchmark token verifies");
 
     let mut group = c.benchmark_group("token");

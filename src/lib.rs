@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fsx;
+pub mod jwk;
 pub mod keys;
 pub mod logging;
 pub mod mcp;

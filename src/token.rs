@@ -21,7 +21,8 @@ use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::keys::{PrivateKey, PublicKey};
+pub use crate::jwk::{Alg, TrustedKey};
+use crate::keys::PrivateKey;
 
 /// Largest token accepted anywhere (header value, file or flag).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -78,7 +79,7 @@ pub enum TokenError {
     TooLarge,
     #[error("token is malformed: {0}")]
     Malformed(&'static str),
-    #[error("algorithm {0:?} is not accepted (only EdDSA)")]
+    #[error("algorithm {0:?} is not accepted")]
     Algorithm(String),
     #[error("header parameter {0:?} is not accepted")]
     ForbiddenHeader(String),
@@ -110,18 +111,13 @@ pub struct Expect<'a> {
     pub now: i64,
     pub leeway: i64,
     pub revoked: Option<&'a HashSet<String>>,
+    /// Accepted algorithms; empty means EdDSA only (the profile's own tokens).
+    pub algorithms: &'a [Alg],
 }
 
-/// A key that may verify tokens, named by its RFC 7638 thumbprint.
-#[derive(Debug, Clone)]
-pub struct TrustedKey {
-    pub kid: String,
-    pub key: PublicKey,
-}
-
-impl TrustedKey {
-    pub fn new(key: PublicKey) -> Self {
-        TrustedKey { kid: key.thumbprint(), key }
+impl Expect<'_> {
+    fn accepts(&self, alg: Alg) -> bool {
+        if self.algorithms.is_empty() { alg == Alg::EdDSA } else { self.algorithms.contains(&alg) }
     }
 }
 
@@ -192,42 +188,53 @@ pub fn verify(token: &str, keys: &[TrustedKey], expect: &Expect) -> Result<Verif
         return Err(TokenError::Malformed("expected three dot-separated segments"));
     };
     let header = decode_json_segment(h64)?;
-    match header.get("alg") {
-        Some(Value::String(alg)) if alg == "EdDSA" => {}
-        Some(Value::String(alg)) => return Err(TokenError::Algorithm(alg.clone())),
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => match Alg::parse(name) {
+            Some(alg) if expect.accepts(alg) => alg,
+            _ => return Err(TokenError::Algorithm(name.chars().take(32).collect())),
+        },
         _ => return Err(TokenError::Malformed("header has no alg")),
-    }
+    };
     if let Some(name) = FORBIDDEN_HEADERS.iter().find(|name| header.contains_key(**name)) {
         return Err(TokenError::ForbiddenHeader((*name).to_owned()));
     }
     if let Some(typ) = header.get("typ")
-        && !matches!(typ.as_str(), Some(t) if t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("at+jwt"))
+        && !matches!(typ.as_str(), Some(t) if t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
     {
         return Err(TokenError::Malformed("typ is not JWT"));
     }
+    let usable = || keys.iter().filter(|k| k.allows(alg));
     let key = match header.get("kid") {
-        Some(Value::String(kid)) => keys.iter().find(|k| &k.kid == kid).ok_or_else(|| TokenError::UnknownKid(kid.clone()))?,
+        Some(Value::String(kid)) => {
+            usable().find(|k| &k.kid == kid).ok_or_else(|| TokenError::UnknownKid(kid.chars().take(128).collect()))?
+        }
         Some(_) => return Err(TokenError::Malformed("kid is not a string")),
-        None => match keys {
-            [] => return Err(TokenError::NoKeys),
-            [only] => only,
-            _ => keys.iter().find(|k| check_signature(k, h64, c64, s64).is_ok()).ok_or(TokenError::BadSignature)?,
+        None => match usable().count() {
+            0 => return Err(TokenError::NoKeys),
+            1 => usable().next().ok_or(TokenError::NoKeys)?,
+            _ => usable().find(|k| check_signature(k, alg, h64, c64, s64).is_ok()).ok_or(TokenError::BadSignature)?,
         },
     };
-    check_signature(key, h64, c64, s64)?;
+    check_signature(key, alg, h64, c64, s64)?;
     let claims = decode_json_segment(c64)?;
     check_claims(&claims, expect)?;
     Ok(Verified { header, claims, kid: key.kid.clone() })
 }
 
-fn check_signature(key: &TrustedKey, h64: &str, c64: &str, s64: &str) -> Result<(), TokenError> {
-    let raw = B64URL.decode(s64).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
-    let signature = Signature::from_slice(&raw).map_err(|_| TokenError::Malformed("signature is not 64 bytes"))?;
+fn check_signature(key: &TrustedKey, alg: Alg, h64: &str, c64: &str, s64: &str) -> Result<(), TokenError> {
     let mut message = Vec::with_capacity(h64.len() + 1 + c64.len());
     message.extend_from_slice(h64.as_bytes());
     message.push(b'.');
     message.extend_from_slice(c64.as_bytes());
-    key.key.verifying_key().verify_strict(&message, &signature).map_err(|_| TokenError::BadSignature)
+    match key.ed25519() {
+        Some(public) => {
+            let raw = B64URL.decode(s64).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+            let signature = Signature::from_slice(&raw).map_err(|_| TokenError::Malformed("signature is not 64 bytes"))?;
+            public.verifying_key().verify_strict(&message, &signature).map_err(|_| TokenError::BadSignature)
+        }
+        None if key.verify_jose(alg, &message, s64) => Ok(()),
+        None => Err(TokenError::BadSignature),
+    }
 }
 
 fn numeric(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, TokenError> {
@@ -314,7 +321,14 @@ mod tests {
     }
 
     fn expect() -> Expect<'static> {
-        Expect { issuer: Some("oemcp-local"), audience: Some("http://127.0.0.1:8000/mcp"), now: NOW + 10, leeway: 60, revoked: None }
+        Expect {
+            issuer: Some("oemcp-local"),
+            audience: Some("http://127.0.0.1:8000/mcp"),
+            now: NOW + 10,
+            leeway: 60,
+            revoked: None,
+            algorithms: &[],
+        }
     }
 
     fn keys() -> Vec<TrustedKey> {
@@ -433,5 +447,71 @@ mod tests {
         let mut wrong = other_key.clone();
         wrong.kid = key().public().thumbprint();
         assert_eq!(verify(&token, &[wrong], &expect()).unwrap_err(), TokenError::BadSignature);
+    }
+
+    /// Throw-away RSA 2048, P-256 and P-384 keys: private PKCS#8 PEM and public JWK.
+    fn jose_key(name: &str) -> (EncodingKey, TrustedKey) {
+        let fixtures: Value = serde_json::from_str(include_str!("testdata/jose_keys.json")).unwrap();
+        let pem = fixtures[name]["private_pem"].as_str().unwrap().as_bytes();
+        let encoding = if name == "rsa" { EncodingKey::from_rsa_pem(pem) } else { EncodingKey::from_ec_pem(pem) }.unwrap();
+        let mut jwk = fixtures[name]["jwk"].clone();
+        jwk["kid"] = Value::String(name.into());
+        let keys = crate::jwk::parse_set(&serde_json::json!({"keys": [jwk]}));
+        (encoding, keys.into_iter().next().expect("the fixture key parses"))
+    }
+
+    fn forge_with(key: &EncodingKey, alg: Algorithm, header: Value) -> String {
+        let input = format!("{}.{}", B64URL.encode(header.to_string()), B64URL.encode(serde_json::to_vec(&claims()).unwrap()));
+        format!("{input}.{}", jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap())
+    }
+
+    #[test]
+    fn identity_provider_algorithms_verify_with_their_keys_only() {
+        let all = Expect { algorithms: &Alg::ASYMMETRIC, ..expect() };
+        for (name, alg, typ) in [
+            ("rsa", Algorithm::RS256, "JWT"),
+            ("rsa", Algorithm::RS512, "at+jwt"),
+            ("rsa", Algorithm::PS256, "at+jwt"),
+            ("p256", Algorithm::ES256, "at+jwt"),
+            ("p384", Algorithm::ES384, "JWT"),
+        ] {
+            let (signing, trusted) = jose_key(name);
+            let header = serde_json::json!({"alg": format!("{alg:?}"), "typ": typ, "kid": name});
+            let token = forge_with(&signing, alg, header);
+            let keys = vec![trusted.clone(), TrustedKey::new(key().public())];
+            assert!(verify(&token, &keys, &all).is_ok(), "{name} {alg:?}");
+            // Not accepted unless listed: the profile's own expectations are EdDSA only.
+            assert_eq!(verify(&token, &keys, &expect()).unwrap_err(), TokenError::Algorithm(format!("{alg:?}")));
+            let pinned = Expect { algorithms: &[Alg::EdDSA, Alg::ES384], ..expect() };
+            if alg != Algorithm::ES384 {
+                assert!(matches!(verify(&token, &keys, &pinned), Err(TokenError::Algorithm(_))), "{name} {alg:?} pinned out");
+            }
+            // Tampered claims fail.
+            let (h, rest) = token.split_once('.').unwrap();
+            let (_, sig) = rest.split_once('.').unwrap();
+            let mut other = claims();
+            other.scope = "admin".into();
+            let tampered = format!("{h}.{}.{sig}", B64URL.encode(serde_json::to_vec(&other).unwrap()));
+            assert_eq!(verify(&tampered, &keys, &all).unwrap_err(), TokenError::BadSignature, "{name} {alg:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_never_used_across_algorithm_families() {
+        let all = Expect { algorithms: &Alg::ASYMMETRIC, ..expect() };
+        let (p256, p256_key) = jose_key("p256");
+        let (_, p384_key) = jose_key("p384");
+        let (_, rsa_key) = jose_key("rsa");
+        // An ES256 token naming the P-384 key's kid, or the RSA key's: no usable key of that kid.
+        for kid in ["p384", "rsa"] {
+            let token = forge_with(&p256, Algorithm::ES256, serde_json::json!({"alg": "ES256", "kid": kid}));
+            let keys = vec![p256_key.clone(), p384_key.clone(), rsa_key.clone()];
+            assert_eq!(verify(&token, &keys, &all).unwrap_err(), TokenError::UnknownKid(kid.into()));
+        }
+        // HMAC with a public key as the secret (algorithm confusion) is not an algorithm here.
+        let rsa_jwk: Value = serde_json::from_str::<Value>(include_str!("testdata/jose_keys.json")).unwrap()["rsa"]["jwk"].clone();
+        let secret = EncodingKey::from_secret(rsa_jwk["n"].as_str().unwrap().as_bytes());
+        let token = forge_with(&secret, Algorithm::HS256, serde_json::json!({"alg": "HS256", "kid": "rsa"}));
+        assert_eq!(verify(&token, &[rsa_key], &all).unwrap_err(), TokenError::Algorithm("HS256".into()));
     }
 }

@@ -58,6 +58,7 @@ pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
         now: crate::profile::now().timestamp(),
         leeway: MAX_LEEWAY_SECS,
         revoked: Some(&revoked),
+        algorithms: &[],
     };
     let result = token::verify(&jwt, &keys, &expect);
     let (header, claims) = token::decode_unverified(&jwt).unwrap_or_default();

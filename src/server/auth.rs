@@ -133,6 +133,8 @@ async fn verify(live: &Live, raw: &str, now: i64) -> Result<(token::Verified, bo
         now,
         leeway: MAX_LEEWAY_SECS,
         revoked: Some(&live.revoked),
+        // Identity providers sign with RSA and ECDSA too; the profile's own tokens are EdDSA.
+        algorithms: if live.settings.sa.mode == crate::config::Mode::Oauth { &crate::jwk::Alg::ASYMMETRIC } else { &[] },
     };
     let key_error = |e: &TokenError| matches!(e, TokenError::UnknownKid(_) | TokenError::BadSignature | TokenError::NoKeys);
     let first = token::verify(raw, &live.keys, &expect);

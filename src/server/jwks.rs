@@ -1,15 +1,13 @@
 //! Remote JWKS (`jwks_uri`) for `mode: "oauth"`: fetched on first use, cached for the
 //! `Cache-Control: max-age` the server sends (default five minutes), and re-fetched early when a
 //! token names a `kid` we do not know — at most once per [`REFETCH_INTERVAL`], so a stream of
-//! forged kids cannot turn the server into a request amplifier. Only Ed25519 (`OKP`) keys are
-//! taken; everything else in the set is ignored.
+//! forged kids cannot turn the server into a request amplifier. Keys are parsed by `crate::jwk`.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::keys::PublicKey;
 use crate::token::TrustedKey;
 
 /// Minimum time between two fetches triggered by unknown kids.
@@ -101,21 +99,9 @@ pub fn parse_max_age(header: &str) -> Duration {
     age
 }
 
-/// The Ed25519 keys of a JWKS document; `kid` from the JWK, else its RFC 7638 thumbprint.
+/// The signing keys of a JWKS document (see `crate::jwk`).
 pub fn parse_jwks(doc: &Value) -> Vec<TrustedKey> {
-    let mut out = Vec::new();
-    for jwk in doc.get("keys").and_then(Value::as_array).into_iter().flatten() {
-        let okp = jwk.get("kty").and_then(Value::as_str) == Some("OKP") && jwk.get("crv").and_then(Value::as_str) == Some("Ed25519");
-        let usable = jwk.get("use").and_then(Value::as_str).is_none_or(|u| u == "sig")
-            && jwk.get("alg").and_then(Value::as_str).is_none_or(|a| a == "EdDSA" || a == "Ed25519");
-        if !okp || !usable || jwk.get("d").is_some() {
-            continue;
-        }
-        let Some(key) = jwk.get("x").and_then(Value::as_str).and_then(|x| PublicKey::from_x(x).ok()) else { continue };
-        let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| key.thumbprint());
-        out.push(TrustedKey { kid, key });
-    }
-    out
+    crate::jwk::parse_set(doc)
 }
 
 #[cfg(test)]
@@ -128,19 +114,5 @@ mod tests {
         assert_eq!(parse_max_age("no-store"), Duration::ZERO);
         assert_eq!(parse_max_age("max-age=99999999"), MAX_MAX_AGE);
         assert_eq!(parse_max_age("private"), DEFAULT_MAX_AGE);
-    }
-
-    #[test]
-    fn only_ed25519_public_keys_are_taken() {
-        let key = crate::keys::PrivateKey::generate().public();
-        let doc = serde_json::json!({"keys": [
-            key.jwk(),
-            {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "rsa"},
-            {"kty": "OKP", "crv": "X25519", "x": key.x(), "kid": "x"},
-            {"kty": "OKP", "crv": "Ed25519", "x": key.x(), "kid": "enc", "use": "enc"},
-        ]});
-        let keys = parse_jwks(&doc);
-        assert_eq!(keys.len(), 1);
-        assert_eq!(keys[0].kid, key.thumbprint());
     }
 }

@@ -206,7 +206,7 @@ async fn metadata(State(state): State<Arc<AppState>>) -> Response {
 /// The profile's public keys: current and those still in a grace period.
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     let live = state.shared.get();
-    let keys: Vec<Value> = live.keys.iter().map(|k| k.key.jwk()).collect();
+    let keys: Vec<Value> = live.keys.iter().filter_map(|k| k.ed25519().map(|key| key.jwk())).collect();
     let mut response = json_response(StatusCode::OK, &json!({"keys": keys}));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     response

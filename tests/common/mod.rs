@@ -315,7 +315,8 @@ pub fn public_key(env: &Env, profile: &str) -> mcpgen::keys::PublicKey {
 /// Verify a JWT's signature (and expiry, audience, issuer) in-process against one public key.
 pub fn verify_with(jwt: &str, key: mcpgen::keys::PublicKey, issuer: &str, audience: &str) -> Result<(), mcpgen::token::TokenError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let expect = mcpgen::token::Expect { issuer: Some(issuer), audience: Some(audience), now, leeway: 60, revoked: None };
+    let expect =
+        mcpgen::token::Expect { issuer: Some(issuer), audience: Some(audience), now, leeway: 60, revoked: None, ..Default::default() };
     mcpgen::token::verify(jwt, &[mcpgen::token::TrustedKey::new(key)], &expect).map(|_| ())
 }
 
