@@ -55,7 +55,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Profile name (default: derived from the spec's title, else `demo`).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub instance: Option<String>,
     /// OpenAPI 3.0/3.1 document (JSON or YAML) whose operations become tools (default: a built-in
     /// orders-and-products sample).
@@ -72,7 +72,7 @@ pub struct UpArgs {
     pub downstream: Option<String>,
     /// Scopes of the `default` token (default: every scope the spec's tools need; for the
     /// built-in sample, orders.read products.read).
-    #[arg(long, value_name = "SCOPE", num_args = 1..)]
+    #[arg(long, value_name = "SCOPE", num_args = 1.., value_parser = parse_scopes)]
     pub scopes: Option<Vec<String>>,
     /// Create the profile without service-account authentication (no keys, no tokens).
     #[arg(long)]
@@ -100,18 +100,18 @@ pub struct SaTokenArgs {
     /// Profile name.
     pub profile: String,
     /// Unique token name; `default` is the profile's primary token created by `up`.
-    #[arg(long, default_value = "default", value_name = "NAME")]
+    #[arg(long, default_value = "default", value_name = "NAME", value_parser = parse_name)]
     pub name: String,
     /// Space-separated scopes; replaces the token's scopes (give none to clear them).
-    #[arg(long, value_name = "SCOPE", num_args = 0..)]
+    #[arg(long, value_name = "SCOPE", num_args = 0.., value_parser = parse_scopes)]
     pub scopes: Option<Vec<String>>,
     /// Client identifier (`sub` and `client_id`); default `svc-<profile>` for `default`, else
     /// the token name.
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
     /// Validity in days (1–36500; default 365).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub days: Option<String>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_days)]
+    pub days: Option<u32>,
     /// Issuer (`iss`); default the profile's.
     #[arg(long, value_name = "ISS")]
     pub issuer: Option<String>,
@@ -138,8 +138,8 @@ pub struct RemintAllArgs {
     pub profile: String,
     /// Keep accepting (and publishing) the previous public key for N days (0–3650; default 0:
     /// a compromised key stops working at once).
-    #[arg(long, default_value = "0", value_name = "N", allow_negative_numbers = true)]
-    pub grace_days: String,
+    #[arg(long, default_value = "0", value_name = "N", allow_negative_numbers = true, value_parser = parse_grace_days)]
+    pub grace_days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -147,7 +147,7 @@ pub struct SaRevokeArgs {
     /// Profile name.
     pub profile: String,
     /// Token to remove.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: String,
     /// Allow revoking the primary token (the profile is then left without one).
     #[arg(long)]
@@ -238,6 +238,33 @@ pub struct DemoArgs {
 pub struct CompletionsArgs {
     /// Shell to generate completions for.
     pub shell: clap_complete::Shell,
+}
+
+/// Largest `--grace-days`.
+pub const MAX_GRACE_DAYS: u32 = 3650;
+
+/// A profile or token name (`validate::name`).
+fn parse_name(raw: &str) -> Result<String, String> {
+    crate::validate::name(raw).map(|_| raw.to_owned())
+}
+
+/// One `--scopes` value: scope tokens, several when it holds spaces.
+fn parse_scopes(raw: &str) -> Result<String, String> {
+    crate::validate::scopes(&[raw]).map(|_| raw.to_owned())
+}
+
+/// `--days`: 1–36500.
+fn parse_days(raw: &str) -> Result<u32, String> {
+    let value: i64 = raw.trim().parse().map_err(|_| format!("{:?} is not a whole number of days", crate::validate::printable(raw)))?;
+    crate::validate::days(value)
+}
+
+/// `--grace-days`: 0–3650.
+fn parse_grace_days(raw: &str) -> Result<u32, String> {
+    match raw.trim().parse::<i64>() {
+        Ok(n) if (0..=MAX_GRACE_DAYS as i64).contains(&n) => Ok(n as u32),
+        _ => Err(format!("{:?} is not a whole number from 0 to {MAX_GRACE_DAYS}", crate::validate::printable(raw))),
+    }
 }
 
 /// `--timeout`: seconds, more than 0 and at most 3600.

@@ -16,14 +16,17 @@ fn main() -> ExitCode {
         Err(err) if err.use_stderr() && std::env::args_os().any(|a| a == "--json-errors") => {
             // Scripts that asked for JSON errors get one for a bad command line too.
             let first = err.render().to_string();
-            let message = first.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ").to_owned();
+            let message = first.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ");
+            let message = mcpgen::validate::escape_controls(message);
             eprintln!("{}", serde_json::json!({"error": message, "hint": "see --help", "exit_code": 2}));
             return ExitCode::from(2);
         }
         Err(err) if err.use_stderr() => {
             // One `error:` line and one `hint:` line, like every other error.
+            // clap quotes the offending value as given: escape it before the terminal sees it.
             let rendered = err.render().to_string();
-            let lines: Vec<&str> = rendered.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let escaped: Vec<String> = rendered.lines().map(|l| mcpgen::validate::escape_controls(l.trim())).collect();
+            let lines: Vec<&str> = escaped.iter().map(String::as_str).filter(|l| !l.is_empty()).collect();
             let message: Vec<&str> = lines
                 .iter()
                 .take_while(|l| !l.starts_with("tip:") && !l.starts_with("Usage:") && !l.starts_with("For more information"))

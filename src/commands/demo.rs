@@ -61,7 +61,7 @@ pub fn run(root: Option<PathBuf>, args: crate::cli::DemoArgs) -> Result<ExitCode
             name: LIMITED.into(),
             scopes: Some(vec!["products.read".into()]),
             client_id: None,
-            days: Some("30".into()),
+            days: Some(30),
             issuer: None,
             primary: false,
             print: false,

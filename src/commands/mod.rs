@@ -13,18 +13,6 @@ pub mod serve;
 pub mod up;
 
 use crate::error::Failure;
-use crate::validate;
-
-/// Parse `--days`-style numbers ourselves so every bad value gets the same one-line message.
-pub(crate) fn parse_days(flag: &str, raw: &str) -> anyhow::Result<u32> {
-    let value: i64 = raw.trim().parse().map_err(|_| {
-        Failure::usage(format!("{flag}: {:?} is not a whole number", validate::printable(raw)))
-            .hint(format!("{flag} takes a number of days from 1 to {}", validate::MAX_DAYS))
-    })?;
-    validate::days(value).map_err(|e| {
-        Failure::usage(format!("{flag}: {e}")).hint(format!("{flag} takes a number of days from 1 to {}", validate::MAX_DAYS)).into()
-    })
-}
 
 /// Validate a flag value with a `validate` function, naming the flag on failure.
 pub(crate) fn check<T>(flag: &str, result: Result<T, String>) -> anyhow::Result<T> {

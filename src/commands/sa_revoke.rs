@@ -6,16 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::check;
 use crate::error::Failure;
 use crate::output::note;
 use crate::profile::Revocation;
 use crate::sa;
 use crate::store::{self, Access, Txn};
-use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::SaRevokeArgs) -> Result<ExitCode> {
-    check("--name", validate::name(&args.name))?;
     let mut session = store::open(root, &args.profile, Access::Write)?;
     let profile = &mut session.profile;
     let Some(index) = profile.sa_tokens.iter().position(|t| t.name == args.name) else {

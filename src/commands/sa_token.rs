@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{check, parse_days};
+use super::check;
 use crate::output::{self, note};
 use crate::profile::{DEFAULT_TOKEN, Revocation};
 use crate::sa::{self, TokenSpec};
@@ -17,9 +17,8 @@ use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
     // Every flag is checked before the profile is touched.
-    check("--name", validate::name(&args.name))?;
     let scopes = args.scopes.as_deref().map(|s| check("--scopes", validate::scopes(s))).transpose()?;
-    let days = args.days.as_deref().map(|d| parse_days("--days", d)).transpose()?;
+    let days = args.days;
     if let Some(id) = &args.client_id {
         check("--client-id", validate::identifier("client id", id))?;
     }
