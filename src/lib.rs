@@ -23,6 +23,7 @@ pub mod sa;
 pub mod server;
 pub mod store;
 pub mod token;
+pub mod trust;
 pub mod validate;
 
 use std::io::Write;

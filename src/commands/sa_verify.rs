@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 
 use crate::config::ServerConfig;
 use crate::error::Failure;
-use crate::keys::PublicKey;
 use crate::output::{self, note};
-use crate::store::{self, Access, Session};
-use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES, TrustedKey};
+use crate::store::{self, Access};
+use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES};
 use crate::{fsx, validate};
 
 pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
@@ -40,9 +39,12 @@ pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
         }
     };
 
-    let keys = trusted_keys(&session)?;
-    let config = ServerConfig::load(&session.layout.server_config())?;
-    let sa = config.security.authentication.service_account;
+    let config_path = session.layout.server_config();
+    let config = ServerConfig::load(&config_path)?;
+    let sa = config.security.authentication.service_account.effective();
+    check_published_key(&session)?;
+    // Exactly the keys `serve` trusts.
+    let keys = crate::trust::static_keys(&sa, profile, &config_path, crate::profile::now())?;
     let served_issuer = sa.issuer.clone().unwrap_or_else(|| profile.issuer.clone());
     // A stored token is checked against the issuer it was minted for; say so when this
     // profile's own server expects another one.
@@ -87,21 +89,18 @@ pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
     }
 }
 
-/// The current public key and every retired key still inside its grace period.
-pub fn trusted_keys(session: &Session) -> Result<Vec<TrustedKey>> {
-    let path = session.layout.public_pem();
-    let mut keys = Vec::new();
-    if session.profile.key_id.is_some() {
-        let pem = fsx::read_text(&path)?;
-        let key = PublicKey::from_pem(&pem).map_err(|e| {
-            Failure::error(format!("{}: {e}", path.display()))
-                .hint(format!("restore it, or issue a new keypair with `mcpgen remint-all {}`", session.profile.name))
-        })?;
-        keys.push(TrustedKey::new(key));
+/// `sa/public.pem` is what other verifiers are given: a profile whose copy is missing or
+/// damaged is reported, even though trust comes from the configuration.
+fn check_published_key(session: &store::Session) -> Result<()> {
+    if session.profile.key_id.is_none() {
+        return Ok(());
     }
-    let now = crate::profile::now();
-    keys.extend(session.profile.keys_in_grace(now)?);
-    Ok(keys)
+    let path = session.layout.public_pem();
+    fsx::read_text(&path).and_then(|pem| crate::keys::PublicKey::from_pem(&pem)).map_err(|e| {
+        Failure::error(format!("{}: {e:#}", path.display()))
+            .hint(format!("restore it, or issue a new keypair with `mcpgen remint-all {}`", session.profile.name))
+    })?;
+    Ok(())
 }
 
 fn read_token_file(file: &Path) -> Result<String> {

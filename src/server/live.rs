@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::config::{Authorization, ServerConfig, ServiceAccount};
-use crate::keys::PublicKey;
 use crate::openapi::Spec;
 use crate::server::jwks::JwksSource;
 use crate::server::tools::{Backend, ToolSet};
@@ -77,13 +76,8 @@ impl Live {
         };
         let sa = &settings.sa;
 
-        let mut keys = Vec::new();
-        if let Some(pem) = sa.public_key.as_deref().filter(|p| !p.trim().is_empty()) {
-            let key = PublicKey::from_pem(pem).with_context(|| format!("{}: service_account.public_key", config_path.display()))?;
-            keys.push(TrustedKey::new(key));
-        }
         let now = profile::now();
-        keys.extend(profile.keys_in_grace(now)?);
+        let keys = crate::trust::static_keys(sa, profile, &config_path, now)?;
         let renew_at = profile.retired_keys.iter().map(|k| k.accept_until).filter(|t| *t > now).min();
         let revoked = profile.revoked.iter().map(|r| r.jti.clone()).collect();
 
