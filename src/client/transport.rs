@@ -148,16 +148,7 @@ impl McpClient {
 
     /// Every tool, following `nextCursor`.
     pub async fn list_tools(&mut self) -> Result<Vec<Tool>, ClientError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        for _ in 0..MAX_PAGES {
-            let page: ListToolsResult = self.request(method::TOOLS_LIST, page_params(&cursor)?).await?;
-            out.extend(page.tools);
-            if !advance(&mut cursor, page.next_cursor) {
-                return Ok(out);
-            }
-        }
-        Err(ClientError::Protocol(format!("tools/list did not end after {MAX_PAGES} pages")))
+        self.list_all(method::TOOLS_LIST, |page: ListToolsResult| (page.tools, page.next_cursor)).await
     }
 
     /// Every prompt, when the server has the prompts capability.
@@ -165,16 +156,27 @@ impl McpClient {
         if !self.capabilities.contains_key("prompts") {
             return Ok(Vec::new());
         }
+        self.list_all(method::PROMPTS_LIST, |page: ListPromptsResult| (page.prompts, page.next_cursor)).await
+    }
+
+    /// Request pages of a listing until the server gives no new cursor.
+    async fn list_all<P: DeserializeOwned, T>(
+        &mut self,
+        method: &str,
+        split: fn(P) -> (Vec<T>, Option<String>),
+    ) -> Result<Vec<T>, ClientError> {
         let mut out = Vec::new();
-        let mut cursor = None;
+        let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let page: ListPromptsResult = self.request(method::PROMPTS_LIST, page_params(&cursor)?).await?;
-            out.extend(page.prompts);
-            if !advance(&mut cursor, page.next_cursor) {
-                return Ok(out);
+            let params = cursor.as_ref().map(|c| to_value(&PageParams { cursor: Some(c.clone()) })).transpose()?;
+            let (items, next) = split(self.request(method, params).await?);
+            out.extend(items);
+            match next {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(out),
             }
         }
-        Err(ClientError::Protocol(format!("prompts/list did not end after {MAX_PAGES} pages")))
+        Err(ClientError::Protocol(format!("{method} did not end after {MAX_PAGES} pages")))
     }
 
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<CallToolResult, ClientError> {
@@ -339,21 +341,6 @@ impl McpClient {
 
 fn to_value(value: &impl serde::Serialize) -> Result<Value, ClientError> {
     serde_json::to_value(value).map_err(|e| ClientError::Protocol(format!("cannot encode a request: {e}")))
-}
-
-fn page_params(cursor: &Option<String>) -> Result<Option<Value>, ClientError> {
-    cursor.as_ref().map(|c| to_value(&PageParams { cursor: Some(c.clone()) })).transpose()
-}
-
-/// Move to the next page; false when the listing is complete (or the server repeats itself).
-fn advance(cursor: &mut Option<String>, next: Option<String>) -> bool {
-    match next {
-        Some(next) if Some(&next) != cursor.as_ref() => {
-            *cursor = Some(next);
-            true
-        }
-        _ => false,
-    }
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
