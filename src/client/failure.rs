@@ -35,6 +35,21 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
             }
             Failure::new(Kind::Auth, format!("server refused the request: {e}")).hint(hint).into()
         }
+        ClientError::TokenEndpoint { error, .. } => {
+            let hint = match error.as_deref() {
+                Some("invalid_client") | Some("unauthorized_client") => {
+                    "the token endpoint does not accept these client credentials: check client_id, client_secret or private_key and token_endpoint_auth_method in the --oauth file"
+                }
+                Some("invalid_scope") => {
+                    "the authorization server does not grant these scopes to this client: check scopes in the --oauth file"
+                }
+                Some("invalid_target") => {
+                    "the authorization server does not know this resource: check resource in the --oauth file (default: the MCP URL)"
+                }
+                _ => "check the --oauth file's credentials and the authorization server's log",
+            };
+            Failure::new(Kind::Auth, e.to_string()).hint(hint).into()
+        }
         ClientError::Unreachable { .. } => Failure::new(Kind::Unreachable, e.to_string())
             .hint(match &hints.profile {
                 Some(p) => format!("is the server running? start it with `mcpgen serve {p}`, or pass --url"),

@@ -87,13 +87,17 @@ pub fn resolve_target(root: &Path, args: &Request, env: &dyn Fn(&str) -> Option<
         headers.retain(|h| h.name != extra.name);
         headers.push(extra);
     }
+    let url = url.unwrap_or_default();
     let oauth = match &args.oauth {
-        Some(path) => Some(OAuthProvider::new(OAuthConfig::load(path, env).map_err(|e| {
-            Failure::usage(format!("--oauth: {e:#}")).hint("see the README's OAuth2 client-credentials section for the file's fields")
-        })?)),
+        Some(path) => {
+            let config = OAuthConfig::load(path, env).map_err(|e| {
+                Failure::usage(format!("--oauth: {e:#}")).hint("see the README's OAuth2 client-credentials section for the file's fields")
+            })?;
+            Some(OAuthProvider::new(config, &url))
+        }
         None => None,
     };
-    Ok(Target { url: url.unwrap_or_default(), headers, oauth, hints: Hints { profile: profile_name, token_source } })
+    Ok(Target { url, headers, oauth, hints: Hints { profile: profile_name, token_source } })
 }
 
 fn header(name: &str, value: &str, what: &str) -> Result<ExtraHeader> {

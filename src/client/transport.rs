@@ -38,6 +38,9 @@ pub enum ClientError {
     /// The server answered with a JSON-RPC error.
     #[error("{} (JSON-RPC error {code})", printable(.message))]
     Rpc { code: i64, message: String },
+    /// The OAuth token endpoint refused our client credentials.
+    #[error("token endpoint {url} refused the client credentials: HTTP {status} {}", describe_refusal(.error, .description, &None))]
+    TokenEndpoint { url: String, status: u16, error: Option<String>, description: Option<String> },
     /// The server no longer knows our session (404 to a request that carried one).
     #[error("the server does not know the session (404)")]
     SessionGone,
@@ -85,7 +88,7 @@ impl McpClient {
         timeout: Duration,
         debug: bool,
     ) -> Result<Self, ClientError> {
-        let tls = net::is_https(url) || oauth.as_ref().is_some_and(|o| net::is_https(o.token_url()));
+        let tls = net::is_https(url) || oauth.as_ref().is_some_and(|o| o.needs_tls());
         let http = net::Policy::new(timeout, tls)
             .client()
             .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {}", net::describe(&e))))?;
@@ -221,8 +224,24 @@ impl McpClient {
         Ok(out)
     }
 
-    /// POST one message; for a request, the matching response (JSON body or SSE event).
+    /// POST one message; for a request, the matching response (JSON body or SSE event). An
+    /// OAuth access token the server refuses (401) is replaced by a freshly minted one, once.
     async fn exchange(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
+        match self.exchange_once(message, expect_id).await {
+            Err(ClientError::Refused { status: 401, .. }) if self.oauth.is_some() => {
+                if let Some(oauth) = &self.oauth {
+                    oauth.invalidate().await;
+                }
+                if self.debug {
+                    trace("!", "the server refused the access token; minting a new one and retrying once");
+                }
+                self.exchange_once(message, expect_id).await
+            }
+            other => other,
+        }
+    }
+
+    async fn exchange_once(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
         let body = serde_json::to_string(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let mut request = self
             .http
