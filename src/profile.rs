@@ -68,6 +68,8 @@ pub const PUBLIC_PEM: &str = "sa/public.pem";
 pub const SERVER_CONFIG: &str = "mcp_server_config.json";
 pub const CLIENT_MCP: &str = "client/mcp.json";
 pub const CLIENT_ENV: &str = "client/client.env";
+/// The names of the profile's copy of its OpenAPI document.
+pub const SPEC_FILES: [&str; 2] = ["openapi.json", "openapi.yaml"];
 
 /// The current time, to the second: what profile.json stores and tokens carry.
 pub fn now() -> DateTime<Utc> {

@@ -1,4 +1,5 @@
-//! `mcpgen list`: the profiles under the root, found by scanning `*/profile.json`.
+//! `mcpgen list`: the profiles under the root, found by scanning `*/profile.json`. Stale `up`
+//! staging folders are removed on the way.
 
 use std::fs;
 use std::path::Path;
@@ -29,6 +30,8 @@ pub fn profile_names(root: &Path) -> Result<Vec<String>> {
 
 pub fn run(root: &Path, args: crate::cli::ListArgs) -> Result<ExitCode> {
     let names = profile_names(root)?;
+    // A killed `up` may have left a staging folder holding a private key.
+    super::up::remove_stale_staging(root);
     if args.profiles {
         output::emit(&names.iter().map(|n| format!("{n}\n")).collect::<String>())?;
         return Ok(ExitCode::SUCCESS);

@@ -73,8 +73,8 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
         });
     }
     profile.prune(now);
-    sa::stage_public_key(&mut txn, &session.layout, &session.profile, &key.public())?;
-    sa::stage_client_files(&mut txn, &session.layout, &session.profile)?;
+    sa::stage_public_key(&mut txn, &session.dir, &session.profile, &key.public())?;
+    sa::stage_client_files(&mut txn, &session.dir, &session.profile)?;
     let count = session.profile.sa_tokens.len();
     let listed: Vec<String> = session.profile.sa_tokens.iter().take(20).map(|t| t.name.clone()).collect();
     session.save(txn)?;
@@ -99,7 +99,7 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
 
 fn old_public_key(session: &store::Session, kid: &str) -> Result<PublicKey> {
     let path = session.layout.public_pem();
-    let key = fsx::read_text(&path).and_then(|pem| PublicKey::from_pem(&pem)).map_err(|e| {
+    let key = session.dir.read_text(crate::profile::PUBLIC_PEM).and_then(|pem| PublicKey::from_pem(&pem)).map_err(|e| {
         Failure::error(format!("--grace-days needs the current public key: {}: {e:#}", path.display()))
             .hint("restore sa/public.pem, or rotate without a grace period (--grace-days 0)")
     })?;

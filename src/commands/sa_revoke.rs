@@ -44,7 +44,7 @@ pub fn run(root: &Path, args: crate::cli::SaRevokeArgs) -> Result<ExitCode> {
     let mut txn = Txn::new();
     txn.remove(&entry.filename);
     if entry.primary {
-        sa::stage_client_files(&mut txn, &session.layout, &session.profile)?;
+        sa::stage_client_files(&mut txn, &session.dir, &session.profile)?;
     }
     session.save(txn)?;
     note(format!(

@@ -14,9 +14,10 @@ use crate::config::ServerConfig;
 use crate::error::Failure;
 use crate::keys::PublicKey;
 use crate::output::{self, note};
+use crate::profile::SERVER_CONFIG;
 use crate::store::{self, Access, Session};
 use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES, TrustedKey};
-use crate::{fsx, validate};
+use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
     let session = store::open(root, &args.profile, Access::Read)?;
@@ -32,16 +33,18 @@ pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
                         .hint("name one with --name, or pass --token / --file")
                 })?,
             };
-            let path = session.layout.file(&entry.filename);
-            let jwt = fsx::read_text(&path).map_err(|e| {
-                Failure::error(format!("{e:#}")).hint(format!("re-mint it with `mcpgen sa-token {} --name {}`", profile.name, entry.name))
+            let jwt = session.dir.read_text(&entry.filename).map_err(|e| match e.downcast::<Failure>() {
+                Ok(refused) => anyhow::Error::from(refused),
+                Err(e) => Failure::error(format!("{e:#}"))
+                    .hint(format!("re-mint it with `mcpgen sa-token {} --name {}`", profile.name, entry.name))
+                    .into(),
             })?;
             (format!("token {}", entry.name), jwt.trim().to_owned(), Some(entry.issuer.clone()))
         }
     };
 
     let keys = trusted_keys(&session)?;
-    let config = ServerConfig::load(&session.layout.server_config())?;
+    let config = ServerConfig::parse(&session.dir.read_text(SERVER_CONFIG)?, &session.layout.server_config())?;
     let sa = config.security.authentication.service_account;
     let served_issuer = sa.issuer.clone().unwrap_or_else(|| profile.issuer.clone());
     // A stored token is checked against the issuer it was minted for; say so when this
@@ -91,7 +94,7 @@ pub fn trusted_keys(session: &Session) -> Result<Vec<TrustedKey>> {
     let path = session.layout.public_pem();
     let mut keys = Vec::new();
     if session.profile.key_id.is_some() {
-        let pem = fsx::read_text(&path)?;
+        let pem = session.dir.read_text(crate::profile::PUBLIC_PEM)?;
         let key = PublicKey::from_pem(&pem).map_err(|e| {
             Failure::error(format!("{}: {e}", path.display()))
                 .hint(format!("restore it, or issue a new keypair with `mcpgen remint-all {}`", session.profile.name))
