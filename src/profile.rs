@@ -132,11 +132,35 @@ pub struct TokenEntry {
     pub jti: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Copies of this token minted before a `remint-all --grace-days`: signed by a retired key
+    /// that is still accepted, so revoking or replacing the token must revoke them too. Kept
+    /// only while that key is in grace and the copy unexpired (see [`Profile::prune`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_jtis: Vec<PreviousJti>,
+}
+
+/// One pre-rotation copy of a token: its `jti`, the key that signed it, and its expiry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousJti {
+    pub jti: String,
+    pub kid: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl TokenEntry {
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at <= now
+    }
+
+    /// Revocations of this token: its current `jti` and every pre-rotation copy still valid.
+    pub fn revocations(&self, now: DateTime<Utc>) -> Vec<Revocation> {
+        let current = std::iter::once((&self.jti, self.expires_at));
+        current
+            .chain(self.previous_jtis.iter().map(|p| (&p.jti, p.expires_at)))
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(jti, expires_at)| Revocation { jti: jti.clone(), name: self.name.clone(), revoked_at: now, expires_at })
+            .collect()
     }
 }
 
@@ -243,6 +267,10 @@ impl Profile {
         let leeway = chrono::Duration::seconds(crate::token::MAX_LEEWAY_SECS);
         self.revoked.retain(|r| r.expires_at + leeway > now);
         self.retired_keys.retain(|k| k.accept_until > now);
+        let in_grace: HashSet<&str> = self.retired_keys.iter().map(|k| k.kid.as_str()).collect();
+        for entry in &mut self.sa_tokens {
+            entry.previous_jtis.retain(|p| p.expires_at + leeway > now && in_grace.contains(p.kid.as_str()));
+        }
     }
 
     /// A token name that does not exist, as a usage error with the names that do.
@@ -292,6 +320,7 @@ mod tests {
                 jti: "j".into(),
                 issued_at: now,
                 expires_at: now,
+                previous_jtis: vec![],
             }],
             revoked: vec![],
             retired_keys: vec![],
@@ -317,6 +346,24 @@ mod tests {
         assert_eq!(p.revoked.len(), 1, "serve still accepts the token 30 s after exp");
         p.prune(exp + chrono::Duration::seconds(61));
         assert!(p.revoked.is_empty());
+    }
+
+    #[test]
+    fn pre_rotation_jtis_are_revoked_with_the_token_and_kept_only_while_their_key_is_in_grace() {
+        let mut p = sample();
+        let now = p.created;
+        p.sa_tokens[0].expires_at = now + chrono::Duration::days(30);
+        let old = PreviousJti { jti: "old".into(), kid: "k1".into(), expires_at: now + chrono::Duration::days(30) };
+        p.sa_tokens[0].previous_jtis.push(old);
+        let revoked: Vec<String> = p.sa_tokens[0].revocations(now).into_iter().map(|r| r.jti).collect();
+        assert_eq!(revoked, ["j", "old"]);
+        let x = String::new();
+        p.retired_keys.push(RetiredKey { kid: "k1".into(), x, retired_at: now, accept_until: now + chrono::Duration::days(1) });
+        p.prune(now);
+        assert_eq!(p.sa_tokens[0].previous_jtis.len(), 1, "k1 is still accepted");
+        p.prune(now + chrono::Duration::days(2));
+        assert!(p.sa_tokens[0].previous_jtis.is_empty(), "k1 left its grace period");
+        assert_eq!(reparse(&p).unwrap(), p);
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn mint(minter: &Minter, profile: &Profile, spec: TokenSpec, now: DateTime<U
         jti: claims.jti,
         issued_at: DateTime::from_timestamp(iat, 0).context("clock out of range")?,
         expires_at,
+        previous_jtis: Vec::new(),
     };
     Ok((entry, jwt))
 }

@@ -5,6 +5,7 @@
 //! credentials and escapes what it echoes. Every test runs the real binary on a temporary tree.
 
 mod common;
+mod serve_support;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -174,4 +175,44 @@ fn a_killed_up_leaves_no_private_key_behind() {
     let leftovers: Vec<_> =
         fs::read_dir(env.root()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".up-q")).collect();
     assert!(leftovers.is_empty());
+}
+
+/// `sa-verify --file` of a leaked copy: exit code.
+fn verify_file(env: &Env, jwt: &str) -> i32 {
+    let file = env.dir.path().join("leaked.jwt");
+    fs::write(&file, jwt).unwrap();
+    env.run(&["sa-verify", "p", "--file", file.to_str().unwrap()]).code
+}
+
+#[test]
+fn revoking_or_replacing_a_token_refuses_its_pre_rotation_copy() {
+    for replace in [false, true] {
+        let env = Env::new();
+        env.up("p");
+        env.ok(&["sa-token", "p", "--name", "ci", "--scopes", "orders.read"]);
+        let leaked = env.jwt("p", "ci");
+        env.ok(&["remint-all", "p", "--grace-days", "7"]);
+        env.ok(&["remint-all", "p", "--grace-days", "7"]);
+        assert_eq!(verify_file(&env, &leaked), 0, "the old key is still in grace");
+        if replace {
+            env.ok(&["sa-token", "p", "--name", "ci"]);
+        } else {
+            env.ok(&["sa-revoke", "p", "--name", "ci"]);
+        }
+        assert_eq!(verify_file(&env, &leaked), 1, "replace={replace}: the pre-rotation copy still verifies");
+        let jti = jwt_claims(&leaked)["jti"].as_str().unwrap().to_owned();
+        assert!(env.profile_json("p")["revoked"].as_array().unwrap().iter().any(|r| r["jti"] == jti.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_refuses_a_revoked_tokens_pre_rotation_copy() {
+    use serve_support::{Auth, Profile};
+    let profile = Profile::sample();
+    let leaked = profile.mint("ci", &["orders.read"]);
+    profile.run_ok(&["remint-all", "p", "--grace-days", "7"]);
+    let server = profile.serve(&[]);
+    assert_eq!(server.auth_status(&Auth::sa(&leaked)).await, 200, "the old key is in grace");
+    profile.run_ok(&["sa-revoke", "p", "--name", "ci"]);
+    server.wait_for_status(&Auth::sa(&leaked), 401, "pre-rotation copy after sa-revoke").await;
 }

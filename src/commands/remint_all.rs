@@ -1,7 +1,8 @@
 //! `mcpgen remint-all`: a new keypair and every token re-minted from its stored metadata, in one
 //! transaction (see `store`): after a crash at any instant either every token verifies against
 //! the old key or every token against the new one. `--grace-days` keeps the old public key
-//! accepted and published for a while; the default (0) drops it at once.
+//! accepted and published for a while (each entry remembers its pre-rotation `jti`, so revoking
+//! or replacing the token refuses that copy too); the default (0) drops it at once.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use chrono::{Duration, Utc};
 use crate::error::Failure;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::output::note;
-use crate::profile::{PRIVATE_PEM, RetiredKey, TokenEntry};
+use crate::profile::{PRIVATE_PEM, PreviousJti, RetiredKey, TokenEntry};
 use crate::sa::{self, TokenSpec};
 use crate::store::{self, Access, Txn};
 use crate::token::Minter;
@@ -56,8 +57,15 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
     let mut txn = Txn::new();
     txn.write(PRIVATE_PEM, fsx::SECRET, key.to_pem()?);
     let mut entries = Vec::with_capacity(results.len());
-    for (entry, jwt) in results.into_iter().flatten() {
+    for ((mut entry, jwt), old) in results.into_iter().flatten().zip(&session.profile.sa_tokens) {
         sa::stage_token(&mut txn, &entry, jwt);
+        // The pre-rotation copy stays valid while the old key is in grace (and older copies
+        // while theirs are): remember their jtis so revoking or replacing the token refuses
+        // them too. `prune` drops them when their key leaves grace.
+        entry.previous_jtis = old.previous_jtis.clone();
+        if old.expires_at > now {
+            entry.previous_jtis.push(PreviousJti { jti: old.jti.clone(), kid: old_kid.clone(), expires_at: old.expires_at });
+        }
         entries.push(entry);
     }
     let profile = &mut session.profile;
