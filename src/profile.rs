@@ -207,6 +207,13 @@ impl Profile {
         }
         validate::identifier("issuer", &self.issuer).map_err(|e| corrupt(path, &e))?;
         validate::http_url(&self.server_url).map_err(|e| corrupt(path, &format!("server_url: {e}")))?;
+        if let Some(url) = &self.downstream {
+            validate::http_url(url).map_err(|e| corrupt(path, &format!("downstream: {e}")))?;
+        }
+        // The spec copy is read from the folder: only the names `up` writes, never a path.
+        if let Some(spec) = self.spec.as_deref().filter(|s| !SPEC_FILES.contains(s)) {
+            return Err(corrupt(path, &format!("spec {:?} is not one of {}", validate::printable(spec), SPEC_FILES.join(", "))));
+        }
         let mut primaries = Vec::new();
         // A set, not a scan of the earlier entries: that was quadratic, and dominated every
         // command on a profile with thousands of tokens.

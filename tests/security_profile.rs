@@ -216,3 +216,25 @@ async fn serve_refuses_a_revoked_tokens_pre_rotation_copy() {
     profile.run_ok(&["sa-revoke", "p", "--name", "ci"]);
     server.wait_for_status(&Auth::sa(&leaked), 401, "pre-rotation copy after sa-revoke").await;
 }
+
+#[test]
+fn list_redacts_downstream_credentials_and_escapes_what_it_echoes() {
+    let env = Env::new();
+    env.ok(&["up", "--instance", "p", "--downstream", "https://user:hunter2@api.example.com/v1?api_key=s3cret&x=1"]);
+    for args in [&["list", "--wide"][..], &["list", "--json"][..]] {
+        let out = env.ok(args);
+        assert!(!out.stdout.contains("hunter2") && !out.stdout.contains("s3cret"), "{args:?} leaked:\n{}", out.stdout);
+        assert!(out.stdout.contains("api.example.com"), "{}", out.stdout);
+    }
+    env.edit_profile("p", |doc| doc["issuer"] = Value::from("evil\u{202e}\u{1b}[31m"));
+    let out = env.run(&["sa-tokens", "p"]);
+    assert_refused(&out, 1, &["issuer"]);
+    assert!(!out.stderr.contains('\u{202e}') && !out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+    env.edit_profile("p", |doc| {
+        doc["issuer"] = Value::from("oemcp-local");
+        doc["spec"] = Value::from("../../etc/passwd\u{202e}");
+    });
+    let out = env.run(&["sa-tokens", "p"]);
+    assert_refused(&out, 1, &["spec"]);
+    assert!(!out.stderr.contains('\u{202e}'), "{:?}", out.stderr);
+}
