@@ -7,6 +7,12 @@
 //! leaves either no journal (nothing applied: the old state) or a complete journal, which the
 //! next command on the profile replays before it does anything else (the new state). Readers take
 //! a shared lock, so they never see a half-applied change.
+//!
+//! A profile folder is untrusted input: every file goes through `fsx::Dir` (no link followed,
+//! owner and permissions checked), and a journal may only name the files mcpgen writes
+//! (`profile.json`, `mcp_server_config.json`, the spec copy, `sa/*.pem`, `sa/<name>.jwt`,
+//! `client/mcp.json`, `client/client.env`) with the mode mcpgen gives each (0644 for public
+//! material, 0600 otherwise). Anything else refuses the whole journal before a byte is applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};

@@ -103,6 +103,18 @@ fn a_dangling_lock_symlink_is_refused_and_its_target_never_created() {
         assert_refused_unchanged(&env, args, 1, &[".lock", "symbolic link"]);
     }
     assert!(!out_dir.join("created").exists());
+    // `up --force` repairs it without creating the target either.
+    env.ok(&["up", "--instance", "p", "--force"]);
+    assert!(!out_dir.join("created").exists());
+    assert!(fs::symlink_metadata(env.file("p", ".lock")).unwrap().is_file());
+    // A profile folder that is a link is refused, and `up --force` replaces the link itself.
+    fs::rename(env.profile_dir("p"), out_dir.join("p")).unwrap();
+    symlink(out_dir.join("p"), env.profile_dir("p")).unwrap();
+    let before = snapshot(&out_dir);
+    assert_refused_unchanged(&env, &["sa-tokens", "p"], 1, &["symbolic link"]);
+    env.ok(&["up", "--instance", "p", "--force"]);
+    assert!(fs::symlink_metadata(env.profile_dir("p")).unwrap().is_dir());
+    assert_same_tree(&before, &snapshot(&out_dir), "up --force over a linked profile folder");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `mcpgen up`: create a profile — keypair, `default` primary token, server configuration and
 //! client files — in a staging folder that is renamed into place, so a profile is either
-//! complete or absent.
+//! complete or absent. The staging folder's lock is held until then; a staging folder whose
+//! lock nobody holds (a killed `up`, possibly holding a private key) is removed by the next
+//! `up` or `list`.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -204,16 +206,24 @@ fn build(
 /// Move the finished staging folder to `target`, replacing an existing profile (only reached
 /// with --force).
 fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
-    if target.exists() {
+    if let Ok(meta) = fs::symlink_metadata(target) {
         // Hold the old profile's lock so no command is half-way through it while it goes; the
-        // ones waiting notice the new folder's lock file and lock that instead.
-        let _lock = crate::store::lock_file_at(&target.join(".lock"), crate::store::Access::Write)?;
+        // ones waiting notice the new folder's lock file and lock that instead. A link (the
+        // profile folder or its lock file) is replaced, never followed: nothing outside is
+        // created.
+        let lock = target.join(".lock");
+        if fs::symlink_metadata(&lock).is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = fs::remove_file(&lock);
+        }
+        let _lock = if meta.is_dir() { Some(crate::store::lock_file_at(&lock, crate::store::Access::Write)?) } else { None };
         // One RENAME_EXCHANGE: at every instant the name holds a whole profile, old or new.
         rustix::fs::renameat_with(rustix::fs::CWD, staging, rustix::fs::CWD, target, rustix::fs::RenameFlags::EXCHANGE)
             .map_err(std::io::Error::from)
             .with_context(|| format!("cannot replace {}", target.display()))?;
-        // The staging name now holds the old profile.
-        let _ = fs::remove_dir_all(staging);
+        // The staging name now holds the old profile (std's remove_dir_all follows no link).
+        if fs::remove_dir_all(staging).is_err() {
+            let _ = fs::remove_file(staging);
+        }
     } else {
         fs::rename(staging, target).with_context(|| format!("cannot create {}", target.display()))?;
     }
