@@ -164,6 +164,20 @@ fn folders_and_secrets_others_can_write_are_refused_with_a_hint() {
 }
 
 #[test]
+fn files_another_user_owns_are_refused() {
+    // Only root can give a file away; elsewhere the check is covered by the modes test.
+    if !fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
+        return;
+    }
+    let env = Env::new();
+    env.up("p");
+    std::os::unix::fs::chown(env.file("p", "sa/token.jwt"), Some(65534), None).unwrap();
+    assert_refused_unchanged(&env, &["sa-verify", "p"], 1, &["sa/token.jwt", "owned by another user", "hint"]);
+    std::os::unix::fs::chown(env.profile_dir("p"), Some(65534), None).unwrap();
+    assert_refused_unchanged(&env, &["sa-tokens", "p"], 1, &["owned by another user"]);
+}
+
+#[test]
 fn a_killed_up_leaves_no_private_key_behind() {
     let env = Env::new();
     env.up("p");
