@@ -68,6 +68,8 @@ pub const PUBLIC_PEM: &str = "sa/public.pem";
 pub const SERVER_CONFIG: &str = "mcp_server_config.json";
 pub const CLIENT_MCP: &str = "client/mcp.json";
 pub const CLIENT_ENV: &str = "client/client.env";
+/// The names of the profile's copy of its OpenAPI document.
+pub const SPEC_FILES: [&str; 2] = ["openapi.json", "openapi.yaml"];
 
 /// The current time, to the second: what profile.json stores and tokens carry.
 pub fn now() -> DateTime<Utc> {
@@ -130,11 +132,35 @@ pub struct TokenEntry {
     pub jti: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Copies of this token minted before a `remint-all --grace-days`: signed by a retired key
+    /// that is still accepted, so revoking or replacing the token must revoke them too. Kept
+    /// only while that key is in grace and the copy unexpired (see [`Profile::prune`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_jtis: Vec<PreviousJti>,
+}
+
+/// One pre-rotation copy of a token: its `jti`, the key that signed it, and its expiry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousJti {
+    pub jti: String,
+    pub kid: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl TokenEntry {
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at <= now
+    }
+
+    /// Revocations of this token: its current `jti` and every pre-rotation copy still valid.
+    pub fn revocations(&self, now: DateTime<Utc>) -> Vec<Revocation> {
+        let current = std::iter::once((&self.jti, self.expires_at));
+        current
+            .chain(self.previous_jtis.iter().map(|p| (&p.jti, p.expires_at)))
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(jti, expires_at)| Revocation { jti: jti.clone(), name: self.name.clone(), revoked_at: now, expires_at })
+            .collect()
     }
 }
 
@@ -181,6 +207,13 @@ impl Profile {
         }
         validate::identifier("issuer", &self.issuer).map_err(|e| corrupt(path, &e))?;
         validate::http_url(&self.server_url).map_err(|e| corrupt(path, &format!("server_url: {e}")))?;
+        if let Some(url) = &self.downstream {
+            validate::http_url(url).map_err(|e| corrupt(path, &format!("downstream: {e}")))?;
+        }
+        // The spec copy is read from the folder: only the names `up` writes, never a path.
+        if let Some(spec) = self.spec.as_deref().filter(|s| !SPEC_FILES.contains(s)) {
+            return Err(corrupt(path, &format!("spec {:?} is not one of {}", validate::printable(spec), SPEC_FILES.join(", "))));
+        }
         let mut primaries = Vec::new();
         // A set, not a scan of the earlier entries: that was quadratic, and dominated every
         // command on a profile with thousands of tokens.
@@ -241,6 +274,10 @@ impl Profile {
         let leeway = chrono::Duration::seconds(crate::token::MAX_LEEWAY_SECS);
         self.revoked.retain(|r| r.expires_at + leeway > now);
         self.retired_keys.retain(|k| k.accept_until > now);
+        let in_grace: HashSet<&str> = self.retired_keys.iter().map(|k| k.kid.as_str()).collect();
+        for entry in &mut self.sa_tokens {
+            entry.previous_jtis.retain(|p| p.expires_at + leeway > now && in_grace.contains(p.kid.as_str()));
+        }
     }
 
     /// A token name that does not exist, as a usage error with the names that do.
@@ -290,6 +327,7 @@ mod tests {
                 jti: "j".into(),
                 issued_at: now,
                 expires_at: now,
+                previous_jtis: vec![],
             }],
             revoked: vec![],
             retired_keys: vec![],
@@ -315,6 +353,24 @@ mod tests {
         assert_eq!(p.revoked.len(), 1, "serve still accepts the token 30 s after exp");
         p.prune(exp + chrono::Duration::seconds(61));
         assert!(p.revoked.is_empty());
+    }
+
+    #[test]
+    fn pre_rotation_jtis_are_revoked_with_the_token_and_kept_only_while_their_key_is_in_grace() {
+        let mut p = sample();
+        let now = p.created;
+        p.sa_tokens[0].expires_at = now + chrono::Duration::days(30);
+        let old = PreviousJti { jti: "old".into(), kid: "k1".into(), expires_at: now + chrono::Duration::days(30) };
+        p.sa_tokens[0].previous_jtis.push(old);
+        let revoked: Vec<String> = p.sa_tokens[0].revocations(now).into_iter().map(|r| r.jti).collect();
+        assert_eq!(revoked, ["j", "old"]);
+        let x = String::new();
+        p.retired_keys.push(RetiredKey { kid: "k1".into(), x, retired_at: now, accept_until: now + chrono::Duration::days(1) });
+        p.prune(now);
+        assert_eq!(p.sa_tokens[0].previous_jtis.len(), 1, "k1 is still accepted");
+        p.prune(now + chrono::Duration::days(2));
+        assert!(p.sa_tokens[0].previous_jtis.is_empty(), "k1 left its grace period");
+        assert_eq!(reparse(&p).unwrap(), p);
     }
 
     #[test]

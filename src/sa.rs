@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use crate::config::{ServerConfig, patch_service_account};
 use crate::error::Failure;
-use crate::fsx;
+use crate::fsx::{self, Dir};
 use crate::keys::PublicKey;
-use crate::profile::{CLIENT_ENV, CLIENT_MCP, Layout, PUBLIC_PEM, Profile, SERVER_CONFIG, TokenEntry, token_filename};
+use crate::profile::{CLIENT_ENV, CLIENT_MCP, PUBLIC_PEM, Profile, SERVER_CONFIG, TokenEntry, token_filename};
 use crate::store::Txn;
 use crate::token::{Claims, Minter, new_jti};
 
@@ -64,6 +64,7 @@ pub fn mint(minter: &Minter, profile: &Profile, spec: TokenSpec, now: DateTime<U
         jti: claims.jti,
         issued_at: DateTime::from_timestamp(iat, 0).context("clock out of range")?,
         expires_at,
+        previous_jtis: Vec::new(),
     };
     Ok((entry, jwt))
 }
@@ -74,10 +75,10 @@ pub fn stage_token(txn: &mut Txn, entry: &TokenEntry, jwt: String) {
 }
 
 /// Stage a new keypair's public PEM and the server config's `public_key` and `issuer`.
-pub fn stage_public_key(txn: &mut Txn, layout: &Layout, profile: &Profile, public: &PublicKey) -> Result<()> {
+pub fn stage_public_key(txn: &mut Txn, dir: &Dir, profile: &Profile, public: &PublicKey) -> Result<()> {
     let pem = public.to_pem()?;
     txn.write(PUBLIC_PEM, fsx::PUBLIC, pem.clone());
-    let mut doc = current_config_doc(txn, layout)?;
+    let mut doc = current_config_doc(txn, dir)?;
     patch_service_account(&mut doc, "public_key", Value::String(pem));
     patch_service_account(&mut doc, "issuer", Value::String(profile.issuer.clone()));
     txn.write(SERVER_CONFIG, fsx::SECRET, serde_json::to_string_pretty(&doc)? + "\n");
@@ -85,11 +86,11 @@ pub fn stage_public_key(txn: &mut Txn, layout: &Layout, profile: &Profile, publi
 }
 
 /// The server config document as this transaction will leave it.
-fn current_config_doc(txn: &Txn, layout: &Layout) -> Result<Value> {
-    let path = layout.server_config();
+fn current_config_doc(txn: &Txn, dir: &Dir) -> Result<Value> {
+    let path = dir.join(SERVER_CONFIG);
     let text = match txn.staged(SERVER_CONFIG) {
         Some(text) => text.to_owned(),
-        None => fsx::read_text(&path)?,
+        None => dir.read_text(SERVER_CONFIG)?,
     };
     serde_json::from_str(&text).map_err(|e| {
         Failure::error(format!("{}: invalid JSON ({e})", path.display())).hint("fix the JSON by hand; nothing was changed").into()
@@ -97,20 +98,27 @@ fn current_config_doc(txn: &Txn, layout: &Layout) -> Result<Value> {
 }
 
 /// Stage `client/mcp.json` and `client/client.env` for the profile's current primary token.
-pub fn stage_client_files(txn: &mut Txn, layout: &Layout, profile: &Profile) -> Result<()> {
-    let doc = current_config_doc(txn, layout)?;
-    let config: ServerConfig = ServerConfig::parse(&doc.to_string(), &layout.server_config())?;
+pub fn stage_client_files(txn: &mut Txn, dir: &Dir, profile: &Profile) -> Result<()> {
+    let doc = current_config_doc(txn, dir)?;
+    let config: ServerConfig = ServerConfig::parse(&doc.to_string(), &dir.join(SERVER_CONFIG))?;
     let sa = config.security.authentication.service_account.effective();
     let primary_jwt = match profile.primary() {
         Some(entry) => Some(match txn.staged(&entry.filename) {
             Some(jwt) => jwt.to_owned(),
             None => {
-                let path = layout.file(&entry.filename);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    Failure::error(format!("cannot read the primary token {} ({e})", path.display()))
-                        .hint(format!("re-mint it with `mcpgen sa-token {} --name {}`", profile.name, entry.name))
-                })?;
-                text.trim().to_owned()
+                let path = dir.join(&entry.filename);
+                let hint = format!("re-mint it with `mcpgen sa-token {} --name {}`", profile.name, entry.name);
+                match crate::store::read_text_at(dir, &entry.filename) {
+                    Ok(Some(text)) => text.trim().to_owned(),
+                    Ok(None) => {
+                        let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+                        return Err(Failure::error(format!("cannot read the primary token {} ({e})", path.display())).hint(hint).into());
+                    }
+                    Err(e) if e.downcast_ref::<Failure>().is_some() => return Err(e),
+                    Err(e) => {
+                        return Err(Failure::error(format!("cannot read the primary token {} ({e:#})", path.display())).hint(hint).into());
+                    }
+                }
             }
         }),
         None => None,

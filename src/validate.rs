@@ -91,11 +91,12 @@ pub fn printable(value: &str) -> String {
     escape_controls(&value.chars().take(200).collect::<String>())
 }
 
-/// Control characters escaped, so text from elsewhere cannot drive the terminal.
+/// Control characters and bidirectional-text controls escaped, so text from elsewhere cannot
+/// drive the terminal or reorder what is shown.
 pub fn escape_controls(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
-        if c.is_control() {
+        if c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -142,5 +143,6 @@ mod tests {
     #[test]
     fn printable_escapes_control_characters() {
         assert_eq!(printable("a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(printable("a\u{202e}b\u{2066}"), "a\\u{202e}b\\u{2066}");
     }
 }

@@ -15,7 +15,7 @@ use crate::config::{DEFAULT_HEADER, ServerConfig};
 use crate::error::{Failure, Kind};
 use crate::profile::Profile;
 use crate::store::{self, Access};
-use crate::{fsx, token, validate};
+use crate::{token, validate};
 
 /// What the caller asked for: `client`'s flags, or what `demo` builds.
 #[derive(Debug, Clone, Default)]
@@ -120,16 +120,19 @@ fn choose_token(
     let profile = &session.profile;
     if let Some(name) = named {
         let entry = profile.token(name).ok_or_else(|| profile.unknown_token(name))?;
-        let path = session.layout.file(&entry.filename);
-        let jwt = fsx::read_text(&path).map_err(|e| {
-            Failure::error(format!("{e:#}")).hint(format!("re-mint it with `mcpgen sa-token {} --name {name}`", profile.name))
+        // Never through a link or a file others can write (see fsx::Dir): its content is sent.
+        let jwt = session.dir.read_text(&entry.filename).map_err(|e| match e.downcast::<Failure>() {
+            Ok(refused) => anyhow::Error::from(refused),
+            Err(e) => {
+                Failure::error(format!("{e:#}")).hint(format!("re-mint it with `mcpgen sa-token {} --name {name}`", profile.name)).into()
+            }
         })?;
         return Ok(Some((jwt.trim().to_owned(), format!("token {name}"))));
     }
     if let Some(jwt) = env("SERVICE_ACCOUNT_JWT").filter(|t| !t.trim().is_empty()) {
         return Ok(Some((jwt.trim().to_owned(), "$SERVICE_ACCOUNT_JWT".into())));
     }
-    if let Ok(text) = std::fs::read_to_string(session.layout.client_env()) {
+    if let Some(text) = session.read(crate::profile::CLIENT_ENV)? {
         for line in text.lines() {
             if let Some(jwt) = line.trim().strip_prefix("SERVICE_ACCOUNT_JWT=") {
                 let jwt = jwt.trim().trim_matches('"').trim_matches('\'');
@@ -139,7 +142,7 @@ fn choose_token(
             }
         }
     }
-    if let Ok(text) = std::fs::read_to_string(session.layout.client_mcp())
+    if let Some(text) = session.read(crate::profile::CLIENT_MCP)?
         && let Ok(doc) = serde_json::from_str::<Value>(&text)
         && let Some(value) = doc
             .pointer(&format!("/mcpServers/{}/headers", profile.name))

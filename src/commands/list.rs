@@ -1,4 +1,6 @@
-//! `mcpgen list`: the profiles under the root, found by scanning `*/profile.json`.
+//! `mcpgen list`: the profiles under the root, found by scanning `*/profile.json`. Credentials in
+//! URLs are shown redacted and text from the files escaped; stale `up` staging folders are
+//! removed on the way.
 
 use std::fs;
 use std::path::Path;
@@ -7,9 +9,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::net::redact_url;
 use crate::output::{self, note};
 use crate::profile::Profile;
 use crate::store::{self, Access};
+use crate::validate;
 
 /// Names of the folders under `root` that hold a `profile.json`, sorted.
 pub fn profile_names(root: &Path) -> Result<Vec<String>> {
@@ -29,6 +33,8 @@ pub fn profile_names(root: &Path) -> Result<Vec<String>> {
 
 pub fn run(root: &Path, args: crate::cli::ListArgs) -> Result<ExitCode> {
     let names = profile_names(root)?;
+    // A killed `up` may have left a staging folder holding a private key.
+    super::up::remove_stale_staging(root);
     if args.profiles {
         output::emit(&names.iter().map(|n| format!("{n}\n")).collect::<String>())?;
         return Ok(ExitCode::SUCCESS);
@@ -41,13 +47,18 @@ pub fn run(root: &Path, args: crate::cli::ListArgs) -> Result<ExitCode> {
         match store::open(root, name, Access::Read) {
             Ok(session) => {
                 let p: &Profile = &session.profile;
+                // Downstream URLs may carry credentials (user:password@, ?api_key=): shown
+                // redacted, as `serve` logs them; free text from the file is escaped.
+                let downstream = p.downstream.as_deref().map(|d| validate::printable(&redact_url(d)));
+                let server_url = validate::printable(&redact_url(&p.server_url));
+                let spec = p.spec.as_deref().map(validate::printable);
                 let primary = p.primary().map(|t| t.name.clone()).unwrap_or_else(|| "-".into());
                 let expired = p.sa_tokens.iter().filter(|t| t.expired(now)).count();
                 let tokens = if expired > 0 { format!("{} ({expired} expired)", p.sa_tokens.len()) } else { p.sa_tokens.len().to_string() };
                 let mut row = vec![
                     p.name.clone(),
                     p.issuer.clone(),
-                    p.server_url.clone(),
+                    server_url.clone(),
                     tokens,
                     primary.clone(),
                     p.created.format("%Y-%m-%d").to_string(),
@@ -55,15 +66,15 @@ pub fn run(root: &Path, args: crate::cli::ListArgs) -> Result<ExitCode> {
                 if args.wide {
                     row.extend([
                         p.key_id.clone().unwrap_or_else(|| "-".into()),
-                        p.spec.clone().unwrap_or_else(|| "(sample)".into()),
-                        p.downstream.clone().unwrap_or_else(|| "-".into()),
+                        spec.clone().unwrap_or_else(|| "(sample)".into()),
+                        downstream.clone().unwrap_or_else(|| "-".into()),
                         p.updated.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                     ]);
                 }
                 rows.push(row);
                 objects.push(json!({
-                    "name": p.name, "issuer": p.issuer, "server_url": p.server_url, "port": p.port,
-                    "key_id": p.key_id, "spec": p.spec, "downstream": p.downstream,
+                    "name": p.name, "issuer": p.issuer, "server_url": server_url, "port": p.port,
+                    "key_id": p.key_id, "spec": spec, "downstream": downstream,
                     "tokens": p.sa_tokens.len(), "expired_tokens": expired, "primary": p.primary().map(|t| &t.name),
                     "created": p.created, "updated": p.updated, "path": session.layout.dir,
                 }));

@@ -1,7 +1,8 @@
 //! `mcpgen remint-all`: a new keypair and every token re-minted from its stored metadata, in one
 //! transaction (see `store`): after a crash at any instant either every token verifies against
 //! the old key or every token against the new one. `--grace-days` keeps the old public key
-//! accepted and published for a while; the default (0) drops it at once.
+//! accepted and published for a while (each entry remembers its pre-rotation `jti`, so revoking
+//! or replacing the token refuses that copy too); the default (0) drops it at once.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use crate::error::Failure;
 use crate::fsx;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::output::note;
-use crate::profile::{PRIVATE_PEM, RetiredKey, TokenEntry};
+use crate::profile::{PRIVATE_PEM, PreviousJti, RetiredKey, TokenEntry};
 use crate::sa::{self, TokenSpec};
 use crate::store::{self, Access, Txn};
 use crate::token::Minter;
@@ -49,8 +50,15 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
     let mut txn = Txn::new();
     txn.write(PRIVATE_PEM, fsx::SECRET, key.to_pem()?);
     let mut entries = Vec::with_capacity(results.len());
-    for (entry, jwt) in results.into_iter().flatten() {
+    for ((mut entry, jwt), old) in results.into_iter().flatten().zip(&session.profile.sa_tokens) {
         sa::stage_token(&mut txn, &entry, jwt);
+        // The pre-rotation copy stays valid while the old key is in grace (and older copies
+        // while theirs are): remember their jtis so revoking or replacing the token refuses
+        // them too. `prune` drops them when their key leaves grace.
+        entry.previous_jtis = old.previous_jtis.clone();
+        if old.expires_at > now {
+            entry.previous_jtis.push(PreviousJti { jti: old.jti.clone(), kid: old_kid.clone(), expires_at: old.expires_at });
+        }
         entries.push(entry);
     }
     let profile = &mut session.profile;
@@ -66,8 +74,8 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
         });
     }
     profile.prune(now);
-    sa::stage_public_key(&mut txn, &session.layout, &session.profile, &key.public())?;
-    sa::stage_client_files(&mut txn, &session.layout, &session.profile)?;
+    sa::stage_public_key(&mut txn, &session.dir, &session.profile, &key.public())?;
+    sa::stage_client_files(&mut txn, &session.dir, &session.profile)?;
     let count = session.profile.sa_tokens.len();
     let listed: Vec<String> = session.profile.sa_tokens.iter().take(20).map(|t| t.name.clone()).collect();
     session.save(txn)?;
@@ -92,7 +100,7 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
 
 fn old_public_key(session: &store::Session, kid: &str) -> Result<PublicKey> {
     let path = session.layout.public_pem();
-    let key = fsx::read_text(&path).and_then(|pem| PublicKey::from_pem(&pem)).map_err(|e| {
+    let key = session.dir.read_text(crate::profile::PUBLIC_PEM).and_then(|pem| PublicKey::from_pem(&pem)).map_err(|e| {
         Failure::error(format!("--grace-days needs the current public key: {}: {e:#}", path.display()))
             .hint("restore sa/public.pem, or rotate without a grace period (--grace-days 0)")
     })?;

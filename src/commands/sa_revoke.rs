@@ -1,5 +1,6 @@
-//! `mcpgen sa-revoke`: remove a token — its entry, its file — and put its `jti` on the
-//! profile's revocation list, which `serve` honours until the token would have expired.
+//! `mcpgen sa-revoke`: remove a token — its entry, its file — and put its `jti`, and the `jti`
+//! of every pre-rotation copy still accepted under a retired key, on the profile's revocation
+//! list, which `serve`, `sa-verify` and `client` honour until the token would have expired.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,7 +9,6 @@ use anyhow::Result;
 
 use crate::error::Failure;
 use crate::output::note;
-use crate::profile::Revocation;
 use crate::sa;
 use crate::store::{self, Access, Txn};
 
@@ -29,19 +29,13 @@ pub fn run(root: &Path, args: crate::cli::SaRevokeArgs) -> Result<ExitCode> {
     }
     let now = crate::profile::now();
     profile.sa_tokens.remove(index);
-    if entry.expires_at > now {
-        profile.revoked.push(Revocation {
-            jti: entry.jti.clone(),
-            name: entry.name.clone(),
-            revoked_at: now,
-            expires_at: entry.expires_at,
-        });
-    }
+    // The current jti and every pre-rotation copy still accepted under a retired key.
+    profile.revoked.extend(entry.revocations(now));
     profile.prune(now);
     let mut txn = Txn::new();
     txn.remove(&entry.filename);
     if entry.primary {
-        sa::stage_client_files(&mut txn, &session.layout, &session.profile)?;
+        sa::stage_client_files(&mut txn, &session.dir, &session.profile)?;
     }
     session.save(txn)?;
     note(format!(

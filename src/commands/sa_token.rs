@@ -1,6 +1,6 @@
 //! `mcpgen sa-token`: create or replace one named token. Flags left out on a replace keep the
-//! entry's stored values; a replaced token's old `jti` is revoked so the superseded JWT stops
-//! working in `serve`.
+//! entry's stored values; a replaced token's old `jti` (and those of its pre-rotation copies
+//! still accepted under a retired key) is revoked so the superseded JWT stops working anywhere.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::check;
 use crate::output::{self, note};
-use crate::profile::{DEFAULT_TOKEN, Revocation};
+use crate::profile::DEFAULT_TOKEN;
 use crate::sa::{self, TokenSpec};
 use crate::store::{self, Access, Txn};
 use crate::token::Minter;
@@ -51,10 +51,8 @@ pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
     let touches_client_files = entry.primary;
     sa::stage_token(&mut txn, &entry, jwt);
     let profile = &mut session.profile;
-    if let Some(old) = &existing
-        && old.expires_at > now
-    {
-        profile.revoked.push(Revocation { jti: old.jti.clone(), name: old.name.clone(), revoked_at: now, expires_at: old.expires_at });
+    if let Some(old) = &existing {
+        profile.revoked.extend(old.revocations(now));
     }
     if entry.primary {
         for other in profile.sa_tokens.iter_mut() {
@@ -78,9 +76,12 @@ pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
     }
     profile.prune(now);
     if touches_client_files {
-        sa::stage_client_files(&mut txn, &session.layout, &session.profile)?;
+        sa::stage_client_files(&mut txn, &session.dir, &session.profile)?;
     }
-    let served_issuer = crate::config::ServerConfig::load(&session.layout.server_config())
+    let served_issuer = session
+        .dir
+        .read_text(crate::profile::SERVER_CONFIG)
+        .and_then(|text| crate::config::ServerConfig::parse(&text, &session.layout.server_config()))
         .ok()
         .and_then(|c| c.security.authentication.service_account.issuer)
         .unwrap_or_else(|| session.profile.issuer.clone());

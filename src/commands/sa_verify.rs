@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 use crate::config::ServerConfig;
 use crate::error::Failure;
 use crate::output::{self, note};
+use crate::profile::{PUBLIC_PEM, SERVER_CONFIG};
 use crate::store::{self, Access};
 use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES};
-use crate::{fsx, validate};
+use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
     let session = store::open(root, &args.profile, Access::Read)?;
@@ -31,16 +32,18 @@ pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
                         .hint("name one with --name, or pass --token / --file")
                 })?,
             };
-            let path = session.layout.file(&entry.filename);
-            let jwt = fsx::read_text(&path).map_err(|e| {
-                Failure::error(format!("{e:#}")).hint(format!("re-mint it with `mcpgen sa-token {} --name {}`", profile.name, entry.name))
+            let jwt = session.dir.read_text(&entry.filename).map_err(|e| match e.downcast::<Failure>() {
+                Ok(refused) => anyhow::Error::from(refused),
+                Err(e) => Failure::error(format!("{e:#}"))
+                    .hint(format!("re-mint it with `mcpgen sa-token {} --name {}`", profile.name, entry.name))
+                    .into(),
             })?;
             (format!("token {}", entry.name), jwt.trim().to_owned(), Some(entry.issuer.clone()))
         }
     };
 
     let config_path = session.layout.server_config();
-    let config = ServerConfig::load(&config_path)?;
+    let config = ServerConfig::parse(&session.dir.read_text(SERVER_CONFIG)?, &config_path)?;
     let sa = config.security.authentication.service_account.effective();
     check_published_key(&session)?;
     // Exactly the keys `serve` trusts.
@@ -96,7 +99,7 @@ fn check_published_key(session: &store::Session) -> Result<()> {
         return Ok(());
     }
     let path = session.layout.public_pem();
-    fsx::read_text(&path).and_then(|pem| crate::keys::PublicKey::from_pem(&pem)).map_err(|e| {
+    session.dir.read_text(PUBLIC_PEM).and_then(|pem| crate::keys::PublicKey::from_pem(&pem)).map_err(|e| {
         Failure::error(format!("{}: {e:#}", path.display()))
             .hint(format!("restore it, or issue a new keypair with `mcpgen remint-all {}`", session.profile.name))
     })?;

@@ -1,8 +1,11 @@
 //! `mcpgen up`: create a profile — keypair, `default` primary token, server configuration and
 //! client files — in a staging folder that is renamed into place, so a profile is either
-//! complete or absent.
+//! complete or absent. The staging folder's lock is held until then; a staging folder whose
+//! lock nobody holds (a killed `up`, possibly holding a private key) is removed by the next
+//! `up` or `list`.
 
 use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -11,6 +14,7 @@ use anyhow::{Context, Result};
 use super::check;
 use crate::config::{ServerConfig, ServiceAccount};
 use crate::error::Failure;
+use crate::fsx::{self, Dir};
 use crate::keys::PrivateKey;
 use crate::openapi::{SAMPLE_DEFAULT_SCOPES, Spec};
 use crate::output::note;
@@ -18,7 +22,7 @@ use crate::profile::{DEFAULT_ISSUER, DEFAULT_PORT, DEFAULT_TOKEN, Layout, PRIVAT
 use crate::sa::{self, TokenSpec};
 use crate::store::Txn;
 use crate::token::Minter;
-use crate::{fsx, validate};
+use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
     let (spec, spec_copy) = match &args.spec {
@@ -68,9 +72,21 @@ pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
     }
 
     fsx::create_dir_all(root)?;
-    let staging = root.join(format!(".up-{name}-{:016x}", rand::random::<u64>()));
-    let result = build(&staging, &layout.dir, &name, &issuer, port, &args, &spec, spec_copy, scopes)
-        .and_then(|summary| replace_dir(&staging, &layout.dir).map(|_| summary));
+    remove_stale_staging(root);
+    let staging = root.join(format!("{STAGING_PREFIX}{name}-{:016x}", rand::random::<u64>()));
+    fs::DirBuilder::new().mode(fsx::DIR).create(&staging).with_context(|| format!("cannot create folder {}", staging.display()))?;
+    let result = (|| {
+        let dir = Dir::open(&staging)?;
+        // The lock file is part of a complete profile (otherwise the first command to open the
+        // profile creates it, even one that is then refused and must leave the folder
+        // untouched). Held until the folder is in place: a staging folder whose lock nobody
+        // holds was left by a killed `up`, and the next `up` or `list` removes it.
+        let lock = dir.lock_file(".lock")?;
+        lock.lock().with_context(|| format!("cannot lock {}", dir.join(".lock").display()))?;
+        let summary = build(&dir, &layout.dir, &name, &issuer, port, &args, &spec, spec_copy, scopes)?;
+        replace_dir(&staging, &layout.dir)?;
+        Ok::<_, anyhow::Error>(summary)
+    })();
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
     }
@@ -103,7 +119,7 @@ fn derive_name(spec: &Spec, path: Option<&Path>) -> String {
 
 #[allow(clippy::too_many_arguments)]
 fn build(
-    dir: &Path,
+    dir: &Dir,
     final_dir: &Path,
     name: &str,
     issuer: &str,
@@ -113,7 +129,6 @@ fn build(
     spec_copy: Option<(String, String)>,
     scopes: Vec<String>,
 ) -> Result<String> {
-    fsx::create_dir_all(dir)?;
     let now = crate::profile::now();
     let server_url = format!("http://127.0.0.1:{port}/mcp");
     let key = (!args.no_sa).then(PrivateKey::generate);
@@ -156,8 +171,7 @@ fn build(
     let summary = match &key {
         Some(key) => {
             txn.write(PRIVATE_PEM, fsx::SECRET, key.to_pem()?);
-            let layout = Layout { dir: dir.to_path_buf() };
-            sa::stage_public_key(&mut txn, &layout, &profile, &key.public())?;
+            sa::stage_public_key(&mut txn, dir, &profile, &key.public())?;
             let spec = TokenSpec {
                 name: DEFAULT_TOKEN.to_owned(),
                 client_id: format!("svc-{name}"),
@@ -176,19 +190,15 @@ fn build(
                 final_dir.join(&entry.filename).display()
             );
             profile.sa_tokens.push(entry);
-            sa::stage_client_files(&mut txn, &layout, &profile)?;
+            sa::stage_client_files(&mut txn, dir, &profile)?;
             summary
         }
         None => {
-            let layout = Layout { dir: dir.to_path_buf() };
-            sa::stage_client_files(&mut txn, &layout, &profile)?;
+            sa::stage_client_files(&mut txn, dir, &profile)?;
             "  service-account authentication is disabled (--no-sa)".to_owned()
         }
     };
     txn.write(PROFILE_JSON, fsx::SECRET, serde_json::to_string_pretty(&profile)? + "\n");
-    // The lock file is part of a complete profile: otherwise the first command to open the
-    // profile creates it, even one that is then refused and must leave the folder untouched.
-    txn.write(".lock", fsx::SECRET, String::new());
     txn.apply_fresh(dir)?;
     Ok(summary)
 }
@@ -196,16 +206,24 @@ fn build(
 /// Move the finished staging folder to `target`, replacing an existing profile (only reached
 /// with --force).
 fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
-    if target.exists() {
+    if let Ok(meta) = fs::symlink_metadata(target) {
         // Hold the old profile's lock so no command is half-way through it while it goes; the
-        // ones waiting notice the new folder's lock file and lock that instead.
-        let _lock = crate::store::lock_file_at(&target.join(".lock"), crate::store::Access::Write)?;
+        // ones waiting notice the new folder's lock file and lock that instead. A link (the
+        // profile folder or its lock file) is replaced, never followed: nothing outside is
+        // created.
+        let lock = target.join(".lock");
+        if fs::symlink_metadata(&lock).is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = fs::remove_file(&lock);
+        }
+        let _lock = if meta.is_dir() { Some(crate::store::lock_file_at(&lock, crate::store::Access::Write)?) } else { None };
         // One RENAME_EXCHANGE: at every instant the name holds a whole profile, old or new.
         rustix::fs::renameat_with(rustix::fs::CWD, staging, rustix::fs::CWD, target, rustix::fs::RenameFlags::EXCHANGE)
             .map_err(std::io::Error::from)
             .with_context(|| format!("cannot replace {}", target.display()))?;
-        // The staging name now holds the old profile.
-        let _ = fs::remove_dir_all(staging);
+        // The staging name now holds the old profile (std's remove_dir_all follows no link).
+        if fs::remove_dir_all(staging).is_err() {
+            let _ = fs::remove_file(staging);
+        }
     } else {
         fs::rename(staging, target).with_context(|| format!("cannot create {}", target.display()))?;
     }
@@ -213,4 +231,37 @@ fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
         fsx::sync_dir(parent).with_context(|| format!("cannot sync {}", parent.display()))?;
     }
     Ok(())
+}
+
+/// Staging folders are `<root>/.up-<name>-<random>`.
+const STAGING_PREFIX: &str = ".up-";
+
+/// Remove staging folders a killed `up` left under `root` (they may hold a private key): folders
+/// (never links) we own whose `.lock` nobody holds — a running `up` holds its staging folder's
+/// lock, and `up --force` holds the old profile's while it removes it from the staging name.
+/// A staging folder without a lock file is only removed once a minute old (a running `up`
+/// creates the lock right after the folder). Best effort: errors are ignored.
+pub fn remove_stale_staging(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    let me = rustix::process::geteuid().as_raw();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        let Ok(dir) = Dir::open(&path) else { continue };
+        let stale = if dir.inode_of(".lock").is_some() {
+            dir.lock_file(".lock").is_ok_and(|lock| lock.try_lock().is_ok())
+        } else {
+            meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age.as_secs() > 60)
+        };
+        if stale {
+            // std's remove_dir_all never follows links inside the tree.
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }
