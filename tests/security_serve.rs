@@ -147,3 +147,76 @@ async fn bidi_and_c1_controls_from_the_spec_are_escaped_in_tool_descriptors() {
     let description = list["result"]["tools"][0]["description"].as_str().unwrap();
     assert!(description.contains("\\u{202e}"), "{description}");
 }
+// ---------------------------------------------------------------------------------------------
+// Nested YAML
+// ---------------------------------------------------------------------------------------------
+
+/// ~400 KB of flow nesting under an otherwise valid spec.
+fn nested_yaml() -> String {
+    let n = 200_000;
+    format!("openapi: 3.0.0\ninfo: {{title: t, version: '1'}}\npaths: {{}}\nx-deep: {}{}\n", "[".repeat(n), "]".repeat(n))
+}
+
+#[tokio::test]
+async fn up_refuses_a_deeply_nested_spec_fast() {
+    let spec = write_temp(&nested_yaml(), ".yaml");
+    let root = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(BIN)
+        .arg("--root")
+        .arg(root.path())
+        .args(["up", "--instance", "p", "--spec", spec.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("up --spec with a nested YAML ran for more than 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut err = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert!(err.contains("nest"), "{err}");
+    assert!(err.lines().next().unwrap_or("").len() < 400, "one short line: {err}");
+}
+
+#[tokio::test]
+async fn a_deeply_nested_spec_on_reload_never_delays_a_revocation() {
+    let spec = write_temp(mcpgen::openapi::SAMPLE_YAML, ".yaml");
+    let p = Profile::new("p", &["--spec", spec.path().to_str().unwrap()]);
+    let s = p.serve(&[]);
+    let ci = Auth::sa(&p.mint("ci", &["orders.read"]));
+    assert_eq!(s.auth_status(&ci).await, 200);
+    std::fs::write(p.dir().join("openapi.yaml"), nested_yaml()).unwrap();
+    p.run_ok(&["sa-revoke", "p", "--name", "ci"]);
+    s.wait_for_status(&ci, 401, "revocation right after a nested spec").await;
+    s.wait_for_stderr("keeping the last good tools").await;
+}
+
+#[test]
+fn exponential_refs_are_bounded() {
+    // Each level refers to the previous one 64 times: 64^12 leaves when fully inlined.
+    let mut schemas = serde_json::Map::new();
+    schemas.insert("L0".into(), json!({"type": "string"}));
+    for i in 1..=12 {
+        let prev = format!("#/components/schemas/L{}", i - 1);
+        let properties: serde_json::Map<String, Value> = (0..64).map(|k| (format!("p{k}"), json!({"$ref": prev}))).collect();
+        schemas.insert(format!("L{i}"), json!({"type": "object", "properties": properties}));
+    }
+    let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "components": {"schemas": schemas},
+        "paths": {"/x": {"get": {"parameters": [{"name": "q", "in": "query", "schema": {"$ref": "#/components/schemas/L12"}}],
+            "responses": {"200": {"description": "ok"}}}}}});
+    let started = Instant::now();
+    let spec = mcpgen::openapi::Spec::parse(&doc.to_string(), "t.json").unwrap();
+    let ops = spec.operations(&["GET".into()]);
+    assert_eq!(ops.len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(ops[0].input_schema.to_string().len() < 16 * 1024 * 1024);
+}
+

@@ -17,9 +17,9 @@ use crate::keys::PublicKey;
 use crate::mcp::jwks::JwksSource;
 use crate::mcp::tools::{Backend, ToolSet};
 use crate::openapi::Spec;
+use crate::profile;
 use crate::store::{self, Access};
 use crate::token::TrustedKey;
-use crate::{fsx, profile};
 
 /// How often the watcher looks at the profile's files.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -130,6 +130,11 @@ pub struct Settings {
     pub host: String,
     pub openapi: crate::config::OpenApiSection,
     pub allowed_methods: Vec<String>,
+    /// `server.max_connections` (at least 1; read by `serve` at start only).
+    pub max_connections: usize,
+    /// `server.body_timeout_seconds` and `server.idle_timeout_seconds`, clamped to 0.1 s–1 h.
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 impl Settings {
@@ -169,8 +174,16 @@ impl Settings {
             host: config.server.host,
             openapi: config.openapi,
             allowed_methods: config.routing.allowed_methods,
+            max_connections: config.server.max_connections.max(1),
+            body_timeout: seconds(config.server.body_timeout_seconds),
+            idle_timeout: seconds(config.server.idle_timeout_seconds),
         })
     }
+}
+
+/// A configured number of seconds, clamped to 0.1 s–1 h (NaN and negatives included).
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(if value.is_finite() { value.clamp(0.1, 3600.0) } else { 3600.0 })
 }
 
 fn load_tools(source: &Source, settings: &Settings, layout: &crate::profile::Layout, profile: &crate::profile::Profile) -> Result<ToolSet> {
@@ -178,7 +191,7 @@ fn load_tools(source: &Source, settings: &Settings, layout: &crate::profile::Lay
     let spec = match &openapi.spec {
         Some(file) => {
             let path = layout.file(file);
-            Spec::parse(&fsx::read_text(&path)?, &path.display().to_string())?
+            Spec::parse(&crate::config::read_capped(&path, crate::openapi::MAX_SPEC_BYTES as u64)?, &path.display().to_string())?
         }
         None => Spec::sample(),
     };
