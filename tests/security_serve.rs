@@ -220,3 +220,83 @@ fn exponential_refs_are_bounded() {
     assert!(ops[0].input_schema.to_string().len() < 16 * 1024 * 1024);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Remote JWKS
+// ---------------------------------------------------------------------------------------------
+
+/// A JWKS endpoint that `mode` decides: "endless" streams zeros forever, "hang" sends headers and
+/// then nothing. Counts requests.
+async fn hostile_jwks(mode: &'static str) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                if mode == "endless" {
+                    let _ = stream.write_all(b"9\r\n{\"keys\":[\r\n").await;
+                    let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                    while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+                } else {
+                    tokio::time::sleep(Duration::from_secs(120)).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/jwks.json"), hits)
+}
+
+fn foreign_token(p: &Profile) -> String {
+    let key = PrivateKey::generate();
+    sign(&key, &json!({"alg": "EdDSA", "typ": "JWT", "kid": key.public().thumbprint()}), &p.claims())
+}
+
+#[tokio::test]
+async fn an_endless_jwks_is_cut_off_while_reading() {
+    let (uri, _hits) = hostile_jwks("endless").await;
+    let p = Profile::sample();
+    p.edit_sa(|sa| {
+        sa.insert("jwks_uri".into(), json!(uri));
+    });
+    let s = p.serve(&[]);
+    let pid = server_pid(p.root.path());
+    let reply = s.try_initialize(&Auth::sa(&foreign_token(&p)), "2025-11-25").await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    let hwm_mb = status_kb(pid, "VmHWM") / 1024;
+    assert!(hwm_mb < 100, "peak RSS {hwm_mb} MB after an endless JWKS");
+    s.wait_for_stderr("cannot fetch JWKS").await;
+}
+
+#[tokio::test]
+async fn a_hanging_jwks_fetch_does_not_stall_other_requests() {
+    let (uri, hits) = hostile_jwks("hang").await;
+    let p = Profile::sample();
+    p.edit_sa(|sa| {
+        sa.insert("jwks_uri".into(), json!(uri));
+    });
+    let s = p.serve(&[]);
+    // The first unknown-key token starts a fetch that hangs (until reqwest's 5 s timeout).
+    let first = {
+        let (http, url, token) = (s.http.clone(), s.url.clone(), foreign_token(&p));
+        tokio::spawn(async move {
+            http.post(&url).header(SA_HEADER, token).header("accept", "application/json").body("{}").send().await.map(|r| r.status())
+        })
+    };
+    eventually("the JWKS fetch started", Duration::from_secs(10), || async { hits.load(Ordering::SeqCst) >= 1 }).await;
+    // Meanwhile: another JWKS-verified token is answered from the (empty) cache at once, and a
+    // token of the static key is not held up either.
+    let started = Instant::now();
+    assert_eq!(s.auth_status(&Auth::sa(&foreign_token(&p))).await, 401);
+    assert!(started.elapsed() < Duration::from_secs(2), "a second token waited {:?} for the hanging fetch", started.elapsed());
+    let started = Instant::now();
+    assert_eq!(s.auth_status(&Auth::sa(&p.token())).await, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "a static-key token waited {:?}", started.elapsed());
+    let _ = first.await;
+}
+
