@@ -593,3 +593,61 @@ async fn bidi_and_c1_controls_from_the_spec_are_escaped_in_tool_descriptors() {
     let description = list["result"]["tools"][0]["description"].as_str().unwrap();
     assert!(description.contains("\\u{202e}"), "{description}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Untrusted text from configuration files
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_config_reload_error_quoting_the_file_is_escaped_in_the_log() {
+    let p = Profile::sample();
+    let s = p.serve(&[]);
+    p.edit_sa(|sa| {
+        sa.insert("mode".into(), json!("\u{1b}[2J\n2099-01-01T00:00:00Z forged"));
+    });
+    s.wait_for_stderr("keeping the last good configuration").await;
+    let log = s.stop();
+    assert!(!log.contains('\u{1b}'), "raw escape in the log: {log:?}");
+    assert!(!log.lines().any(|l| l.starts_with("2099-01-01")), "a forged log line:\n{log}");
+}
+
+#[tokio::test]
+async fn a_header_name_with_controls_is_refused_not_printed() {
+    let p = Profile::sample();
+    p.edit_sa(|sa| {
+        sa.insert("header".into(), json!("X-\u{1b}]0;pwned\u{7}"));
+    });
+    let mut child = std::process::Command::new(BIN)
+        .arg("--root")
+        .arg(p.root.path())
+        .args(["serve", "p", "--port", "0"])
+        .env_remove("MCPGEN_ROOT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    // Either it refuses to start, or it prints its start line: decide within the deadline.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && !text.lock().unwrap().contains("serving profile") {
+        assert!(Instant::now() < deadline, "serve neither started nor failed: {}", text.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let log = text.lock().unwrap().clone();
+    assert!(!log.contains('\u{1b}') && !log.contains('\u{7}'), "raw controls on stderr: {log:?}");
+    assert!(!status.success() && log.contains("service_account.header"), "refused, naming the key: {log}");
+}

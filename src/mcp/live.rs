@@ -147,6 +147,19 @@ impl Settings {
         if sa.mode == crate::config::Mode::Token {
             sa.issuer.get_or_insert_with(|| profile.issuer.clone());
         }
+        // Both are printed when serve starts: a header that is not a header name, or a JWKS URI
+        // that is not an http(s) URL, is refused rather than echoed.
+        if axum::http::HeaderName::from_bytes(sa.header.as_bytes()).is_err() {
+            anyhow::bail!(
+                "{}: service_account.header {:?} is not an HTTP header name",
+                path.display(),
+                crate::validate::printable(&sa.header)
+            );
+        }
+        if let Some(uri) = &sa.jwks_uri {
+            let url = crate::validate::http_url(uri).map_err(|e| anyhow::anyhow!("{}: service_account.jwks_uri: {e}", path.display()))?;
+            sa.jwks_uri = Some(url.to_string());
+        }
         if let Some(spec) = &config.openapi.spec {
             let ok = !spec.is_empty() && Path::new(spec).components().all(|c| matches!(c, std::path::Component::Normal(_)));
             if !ok {
@@ -195,7 +208,7 @@ fn load_tools(source: &Source, settings: &Settings, layout: &crate::profile::Lay
         }
         None => Spec::sample(),
     };
-    let timeout = Duration::from_secs_f64(openapi.timeout_seconds.clamp(0.1, 600.0));
+    let timeout = seconds(openapi.timeout_seconds).min(Duration::from_secs(600));
     let downstream = source.downstream.clone().or(openapi.downstream.clone()).or(profile.downstream.clone());
     let mock = source.mock || openapi.mock == Some(true);
     let backend = match downstream.or_else(|| if openapi.mock == Some(false) { spec.server_url() } else { None }) {
@@ -349,7 +362,9 @@ impl Shared {
     }
 }
 
-/// One log line on stderr with a UTC timestamp.
+/// One log line on stderr with a UTC timestamp. Control and bidirectional characters are
+/// escaped here, whatever the caller built the line from (request fields, file contents quoted
+/// in parse errors), so no input can forge a line or drive the terminal reading the log.
 pub fn log_line(text: &str) {
-    eprintln!("{} {text}", profile::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    eprintln!("{} {}", profile::now().format("%Y-%m-%dT%H:%M:%SZ"), crate::validate::escape_controls(text));
 }
