@@ -651,3 +651,28 @@ async fn a_header_name_with_controls_is_refused_not_printed() {
     assert!(!log.contains('\u{1b}') && !log.contains('\u{7}'), "raw controls on stderr: {log:?}");
     assert!(!status.success() && log.contains("service_account.header"), "refused, naming the key: {log}");
 }
+
+#[tokio::test]
+async fn an_unauthenticated_request_is_refused_without_waiting_for_its_body() {
+    let p = Profile::sample();
+    p.edit_config(|c| c["server"]["body_timeout_seconds"] = json!(30));
+    let s = p.serve(&[]);
+    let mut stream = tokio::net::TcpStream::connect(addr(&s)).await.unwrap();
+    let head =
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 1000000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer in 10 s: the server waited for the body of an unauthenticated request");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text:?}");
+}

@@ -8,7 +8,8 @@
 //! - connections: at most `server.max_connections` (default 1024, read at start) are served at
 //!   once — the rest wait in the kernel's accept queue; a connection that sends no request head
 //!   for `server.idle_timeout_seconds` (default 30, also between kept-alive requests) is closed;
-//!   a body that does not arrive within `server.body_timeout_seconds` (default 10) is a 408.
+//!   a body is read only once the caller is authenticated, and one that does not arrive within
+//!   `server.body_timeout_seconds` (default 10) is a 408.
 //!   Accept errors (out of descriptors) back off from 10 ms to 1 s and are logged once a burst.
 //! - batches: at most [`MAX_BATCH`] messages, none at all from protocol 2025-06-18 on (that
 //!   version dropped JSON-RPC batching), every `tools/call` authorized before any runs, and the
@@ -474,10 +475,7 @@ async fn handle_delete(State(state): State<Arc<AppState>>, headers: HeaderMap, R
 async fn handle_post(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery, body: Body) -> Response {
     let live = state.shared.get();
     let mut log = LogLine::new("POST");
-    let response = match read_body(body, live.settings.body_timeout).await {
-        Ok(body) => post(&state, &live, &headers, query.as_deref(), &body, &mut log).await,
-        Err(r) => r,
-    };
+    let response = post(&state, &live, &headers, query.as_deref(), body, &mut log).await;
     log.finish(&state, response)
 }
 
@@ -504,7 +502,7 @@ async fn read_body(body: Body, timeout: Duration) -> Result<bytes::Bytes, Respon
     }
 }
 
-async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>, body: &[u8], log: &mut LogLine) -> Response {
+async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>, body: Body, log: &mut LogLine) -> Response {
     let caller = match gate(state, live, headers, query).await {
         Ok(caller) => caller,
         Err(r) => return r,
@@ -519,8 +517,13 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
             "Accept must include application/json or text/event-stream",
         );
     }
+    // Only now the body: a caller that is refused above never makes us buffer (or wait for) it.
+    let body = match read_body(body, live.settings.body_timeout).await {
+        Ok(body) => body,
+        Err(r) => return r,
+    };
     let use_sse = sse_ok && !json_ok;
-    let parsed: Value = match serde_json::from_slice(body) {
+    let parsed: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return plain_error(StatusCode::BAD_REQUEST, Value::Null, PARSE_ERROR, &format!("invalid JSON: {e}")),
     };
