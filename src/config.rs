@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Failure;
-use crate::fsx;
 
 pub const DEFAULT_HEADER: &str = "X-OEMCP-SERVICEACCOUNT";
 
@@ -35,11 +34,35 @@ pub struct ServerSection {
     pub host: String,
     /// Origins allowed besides loopback ones (DNS-rebinding protection, MCP transport spec).
     pub allowed_origins: Vec<String>,
+    /// Connections served at once (read at start); more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time a request may take to send its body once its head is in; then 408.
+    pub body_timeout_seconds: f64,
+    /// Time a connection may take to send a request head, including the wait between two
+    /// requests on a kept-alive connection; then it is closed.
+    pub idle_timeout_seconds: f64,
 }
+
+/// Default of `server.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of `server.body_timeout_seconds`.
+pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 10.0;
+/// Default of `server.idle_timeout_seconds`.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: f64 = 30.0;
+/// Largest `mcp_server_config.json` read: it is a few kilobytes; a huge one is a mistake or an
+/// attack, and every reload would parse it again.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 impl Default for ServerSection {
     fn default() -> Self {
-        ServerSection { name: "mcpgen".into(), host: "127.0.0.1".into(), allowed_origins: Vec::new() }
+        ServerSection {
+            name: "mcpgen".into(),
+            host: "127.0.0.1".into(),
+            allowed_origins: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_timeout_seconds: DEFAULT_BODY_TIMEOUT_SECONDS,
+            idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
+        }
     }
 }
 
@@ -182,9 +205,11 @@ impl ServiceAccount {
 }
 
 impl ServerConfig {
-    /// Read and parse the config file, naming it on failure.
+    /// Read and parse the config file, naming it on failure; larger than [`MAX_CONFIG_BYTES`]
+    /// is refused without reading it all. (JSON nesting is bounded by serde_json's recursion
+    /// limit of 128, which fails fast.)
     pub fn load(path: &Path) -> Result<ServerConfig> {
-        let text = fsx::read_text(path)?;
+        let text = read_capped(path, MAX_CONFIG_BYTES)?;
         Self::parse(&text, path)
     }
 
@@ -195,6 +220,20 @@ impl ServerConfig {
                 .into()
         })
     }
+}
+
+/// A text file of at most `max` bytes, read without ever holding more than that: a larger one
+/// is refused with a message naming the file and the limit.
+pub fn read_capped(path: &Path, max: u64) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(max + 1).read_to_string(&mut text))
+        .map_err(|e| anyhow::anyhow!("cannot read {} ({e})", path.display()))?;
+    if text.len() as u64 > max {
+        anyhow::bail!("{} is larger than {max} bytes", path.display());
+    }
+    Ok(text)
 }
 
 /// Set `security.authentication.service_account.<key>` in a config document, creating the

@@ -4,6 +4,13 @@
 //! whose properties are the operation's path, query and header parameters plus `body` for a JSON
 //! request body; local `$ref`s (`#/...`) are resolved with a depth limit so cyclic schemas cannot
 //! loop. Scopes come from the operation's (or the document's) `security` requirements.
+//!
+//! A spec is untrusted input that every reload parses again, so its cost is bounded: at most
+//! [`MAX_SPEC_BYTES`], nesting at most [`MAX_NESTING`] deep (checked before parsing: the YAML
+//! parser is quadratic in nesting depth — 400 KB of `[[[…]]]` took minutes — while serde_json
+//! stops at 128 on its own), and `$ref` inlining at most [`MAX_INLINED_PER_TOOL`] nodes per tool
+//! and [`MAX_INLINED_TOTAL`] per spec (references that fan out, each level naming the previous
+//! one many times, grow exponentially); past the budget a schema becomes `{}` (any value).
 
 use std::collections::BTreeSet;
 
@@ -19,6 +26,14 @@ pub const SAMPLE_DEFAULT_SCOPES: [&str; 2] = ["orders.read", "products.read"];
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 /// Deepest `$ref` chain followed; deeper (or cyclic) references become `{}` (any value).
 const MAX_REF_DEPTH: usize = 32;
+/// Largest spec, in bytes.
+pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
+/// Deepest nesting of collections in a spec.
+pub const MAX_NESTING: usize = 64;
+/// JSON nodes `$ref` inlining may produce for one tool (its input schema and example)...
+pub const MAX_INLINED_PER_TOOL: usize = 20_000;
+/// ...and for all tools of a spec together.
+pub const MAX_INLINED_TOTAL: usize = 1_000_000;
 
 /// A parsed OpenAPI document.
 #[derive(Debug, Clone)]
@@ -59,9 +74,16 @@ pub struct Operation {
 impl Spec {
     /// Parse JSON or YAML text and check it is OpenAPI 3.x. `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Spec> {
+        if text.len() > MAX_SPEC_BYTES {
+            bail!("{origin}: larger than {MAX_SPEC_BYTES} bytes");
+        }
         let doc: Value = if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: invalid JSON ({e})"))?
         } else {
+            let depth = yaml_nesting(text);
+            if depth > MAX_NESTING {
+                bail!("{origin}: nested more than {MAX_NESTING} levels deep");
+            }
             serde_norway::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: invalid YAML ({e})"))?
         };
         let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
@@ -92,6 +114,7 @@ impl Spec {
     pub fn operations(&self, allowed: &[String]) -> Vec<Operation> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
+        let mut total = MAX_INLINED_TOTAL;
         let Some(paths) = self.doc.get("paths").and_then(Value::as_object) else { return out };
         for (path, item) in paths {
             let item = self.resolve(item, 0);
@@ -101,7 +124,9 @@ impl Spec {
                     continue;
                 }
                 let Some(op) = item.get(method).and_then(Value::as_object) else { continue };
-                let mut operation = self.operation(path, method, item, op);
+                let mut budget = MAX_INLINED_PER_TOOL.min(total);
+                let mut operation = self.operation(path, method, item, op, &mut budget);
+                total -= MAX_INLINED_PER_TOOL.min(total) - budget;
                 // Names must be unique: a duplicate operationId gets a numeric suffix.
                 let base = operation.name.clone();
                 let mut n = 2;
@@ -115,7 +140,7 @@ impl Spec {
         out
     }
 
-    fn operation(&self, path: &str, method: &str, item: &Map<String, Value>, op: &Map<String, Value>) -> Operation {
+    fn operation(&self, path: &str, method: &str, item: &Map<String, Value>, op: &Map<String, Value>, budget: &mut usize) -> Operation {
         let name = op
             .get("operationId")
             .and_then(Value::as_str)
@@ -156,7 +181,7 @@ impl Spec {
                 _ => continue,
             };
             let is_required = location == Location::Path || p.get("required").and_then(Value::as_bool).unwrap_or(false);
-            let mut schema = p.get("schema").map(|s| self.inline(s, 0)).unwrap_or_else(|| json!({"type": "string"}));
+            let mut schema = p.get("schema").map(|s| self.inline(s, 0, budget)).unwrap_or_else(|| json!({"type": "string"}));
             if let (Some(d), Some(obj)) = (p.get("description").and_then(Value::as_str), schema.as_object_mut()) {
                 obj.entry("description").or_insert_with(|| Value::String(d.to_owned()));
             }
@@ -171,7 +196,7 @@ impl Spec {
             && let Some(schema) = json_media(&body).and_then(|m| m.get("schema"))
         {
             has_body = true;
-            properties.insert("body".into(), self.inline(schema, 0));
+            properties.insert("body".into(), self.inline(schema, 0, budget));
             if body.get("required").and_then(Value::as_bool).unwrap_or(false) {
                 required.push("body".into());
             }
@@ -190,12 +215,12 @@ impl Spec {
             params,
             has_body,
             scopes,
-            example: self.example(op),
+            example: self.example(op, budget),
         }
     }
 
     /// The first example of the first 2xx response with JSON content.
-    fn example(&self, op: &Map<String, Value>) -> Option<Value> {
+    fn example(&self, op: &Map<String, Value>, budget: &mut usize) -> Option<Value> {
         let responses = op.get("responses")?.as_object()?;
         for (status, response) in responses {
             if !status.starts_with('2') {
@@ -204,7 +229,7 @@ impl Spec {
             let response = self.resolve(response, 0);
             let Some(media) = json_media(&response) else { continue };
             if let Some(example) = media.get("example") {
-                return Some(self.inline(example, 0));
+                return Some(self.inline(example, 0, budget));
             }
             if let Some(first) = media.get("examples").and_then(Value::as_object).and_then(|e| e.values().next()) {
                 let first = self.resolve(first, 0);
@@ -231,22 +256,23 @@ impl Spec {
         }
     }
 
-    /// Resolve every local `$ref` inside `value`, recursively.
-    fn inline(&self, value: &Value, depth: usize) -> Value {
-        if depth >= MAX_REF_DEPTH {
+    /// Resolve every local `$ref` inside `value`, recursively, producing at most `budget` nodes.
+    fn inline(&self, value: &Value, depth: usize, budget: &mut usize) -> Value {
+        if depth >= MAX_REF_DEPTH || *budget == 0 {
             return json!({});
         }
+        *budget -= 1;
         match value {
             Value::Object(map) => {
                 if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
                     return match self.lookup(reference) {
-                        Some(target) => self.inline(target, depth + 1),
+                        Some(target) => self.inline(target, depth + 1, budget),
                         None => json!({}),
                     };
                 }
-                Value::Object(map.iter().map(|(k, v)| (k.clone(), self.inline(v, depth + 1))).collect())
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), self.inline(v, depth + 1, budget))).collect())
             }
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.inline(v, depth + 1)).collect()),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.inline(v, depth + 1, budget)).collect()),
             other => other.clone(),
         }
     }
@@ -255,6 +281,61 @@ impl Spec {
     fn lookup(&self, reference: &str) -> Option<&Value> {
         self.doc.pointer(reference.strip_prefix('#')?)
     }
+}
+
+/// How deeply a YAML text nests, over-estimated: block levels by indentation (and `- - x`
+/// sequences on one line) plus open flow brackets. Quotes are honoured inside flow collections,
+/// where a bracket is always an indicator; in block context a bracket opens a flow collection
+/// only where a value starts. Linear, so it can run before the (quadratic) parser.
+fn yaml_nesting(text: &str) -> usize {
+    let mut deepest = 0;
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start_matches(' ');
+        let mut dashes = 0;
+        if flow == 0 && quote.is_none() {
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            let mut rest = trimmed;
+            while let Some(r) = rest.strip_prefix("- ") {
+                dashes += 1;
+                rest = r.trim_start_matches(' ');
+            }
+        }
+        let mut last = ' '; // last character that was not a space
+        let mut prev = ' ';
+        let mut escaped = false;
+        for c in line.chars() {
+            match quote {
+                Some('"') if escaped => escaped = false,
+                Some('"') if c == '\\' => escaped = true,
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '#' if prev == ' ' || prev == '\t' => break,
+                    '"' | '\'' if flow > 0 && matches!(last, '[' | '{' | ',' | ':' | ' ') => quote = Some(c),
+                    '[' | '{' if flow > 0 || matches!(last, ' ' | ':' | '-' | '?' | ',') => flow += 1,
+                    ']' | '}' if flow > 0 => flow -= 1,
+                    _ => {}
+                },
+            }
+            deepest = deepest.max(indents.len() + dashes + flow);
+            if c != ' ' && c != '\t' {
+                last = c;
+            }
+            prev = c;
+        }
+        deepest = deepest.max(indents.len() + dashes + flow);
+    }
+    deepest
 }
 
 fn json_media(holder: &Value) -> Option<&Value> {
@@ -331,6 +412,17 @@ mod tests {
         let ops = Spec::parse(doc, "t.json").unwrap().operations(&get());
         assert_eq!(ops[0].name, "get_a_id");
         assert!(ops[0].input_schema["properties"]["id"].is_object());
+    }
+
+    #[test]
+    fn nesting_is_measured_before_parsing() {
+        assert!(yaml_nesting(SAMPLE_YAML) < 20, "{}", yaml_nesting(SAMPLE_YAML));
+        assert_eq!(yaml_nesting("a: [[[1]]]\n"), 4);
+        assert_eq!(yaml_nesting("a: 'x [[[[' # [[[[\nb: \"[[[[\"\n"), 1);
+        assert_eq!(yaml_nesting("a:\n  b:\n    - - c\n"), 5);
+        let deep = format!("openapi: 3.0.0\npaths: {{}}\nx: {}{}\n", "[".repeat(100), "]".repeat(100));
+        let e = Spec::parse(&deep, "deep.yaml").unwrap_err().to_string();
+        assert!(e.contains("nested more than 64"), "{e}");
     }
 
     #[test]

@@ -91,18 +91,25 @@ pub fn printable(value: &str) -> String {
     escape_controls(&value.chars().take(200).collect::<String>())
 }
 
-/// Control characters and bidirectional-text controls escaped, so text from elsewhere cannot
-/// drive the terminal or reorder what is shown.
+/// Control characters escaped, so text from elsewhere cannot drive the terminal, forge a log
+/// line or reorder what a reader sees: C0, DEL and C1 controls (`is_control`), the Unicode line
+/// and paragraph separators, and the bidirectional formatting characters (U+061C, U+200E/F,
+/// U+202A–U+202E, U+2066–U+2069), which can make `exe.txt` display as `txt.exe`.
 pub fn escape_controls(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
-        if c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        if is_unsafe(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -143,6 +150,8 @@ mod tests {
     #[test]
     fn printable_escapes_control_characters() {
         assert_eq!(printable("a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
-        assert_eq!(printable("a\u{202e}b\u{2066}"), "a\\u{202e}b\\u{2066}");
+        assert_eq!(printable("a\u{9b}b\u{85}"), "a\\u{9b}b\\u{85}");
+        assert_eq!(printable("x\u{202e}y\u{2066}\u{200f}\u{61c}\u{2028}"), "x\\u{202e}y\\u{2066}\\u{200f}\\u{61c}\\u{2028}");
+        assert_eq!(printable("café ✓"), "café ✓");
     }
 }

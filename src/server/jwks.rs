@@ -2,11 +2,17 @@
 //! `Cache-Control: max-age` the server sends (default five minutes), and re-fetched early when a
 //! token names a `kid` we do not know — at most once per [`REFETCH_INTERVAL`], so a stream of
 //! forged kids cannot turn the server into a request amplifier. Keys are parsed by `crate::jwk`.
+//!
+//! The endpoint is remote and may be hostile or down: its body is read a chunk at a time and
+//! dropped past [`MAX_JWKS_BYTES`], within reqwest's 5 s timeout. One fetch runs at a time and no
+//! lock on the keys is held across it: while it runs, other requests use the cached keys (stale
+//! ones too — an IdP outage does not lock everyone out), and only a request that has no keys at
+//! all waits for it, at most [`FIRST_FETCH_WAIT`].
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 use crate::token::TrustedKey;
 
@@ -14,12 +20,17 @@ use crate::token::TrustedKey;
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
-const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Largest JWKS document read.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// How long a request with no cached keys waits for a fetch another request started.
+pub const FIRST_FETCH_WAIT: Duration = Duration::from_millis(500);
 
 pub struct JwksSource {
     pub uri: String,
     client: reqwest::Client,
     cache: Mutex<Cache>,
+    /// Held for the duration of a fetch (single flight); never while `cache` is locked.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -32,52 +43,82 @@ struct Cache {
 impl JwksSource {
     pub fn new(uri: String) -> Self {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        JwksSource { uri, client, cache: Mutex::new(Cache::default()) }
+        JwksSource { uri, client, cache: Mutex::new(Cache::default()), fetching: tokio::sync::Mutex::new(()) }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached keys, fetched again when the cache is stale.
     pub async fn keys(&self) -> Vec<TrustedKey> {
-        let mut cache = self.cache.lock().await;
-        let stale = cache.expires.is_none_or(|t| Instant::now() >= t);
-        if stale && cache.last_fetch.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            self.fetch_into(&mut cache).await;
-        }
-        cache.keys.clone()
+        let due =
+            |c: &Cache| c.expires.is_none_or(|t| Instant::now() >= t) && c.last_fetch.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        self.fetch_if(due).await;
+        self.cache().keys.clone()
     }
 
     /// Fetch again because a token names an unknown kid (rate-limited).
     pub async fn refresh(&self) -> Vec<TrustedKey> {
-        let mut cache = self.cache.lock().await;
-        if cache.last_fetch.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL) {
-            self.fetch_into(&mut cache).await;
-        }
-        cache.keys.clone()
+        self.fetch_if(|c: &Cache| c.last_fetch.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL)).await;
+        self.cache().keys.clone()
     }
 
-    async fn fetch_into(&self, cache: &mut Cache) {
-        cache.last_fetch = Some(Instant::now());
-        match self.fetch().await {
+    /// Fetch when `due` says so and no other fetch is running.
+    async fn fetch_if(&self, due: impl Fn(&Cache) -> bool) {
+        if !due(&self.cache()) {
+            return;
+        }
+        let Ok(_flight) = self.fetching.try_lock() else {
+            // Another request is fetching: use what is cached, or wait a little when nothing is.
+            if self.cache().keys.is_empty() {
+                let _ = tokio::time::timeout(FIRST_FETCH_WAIT, self.fetching.lock()).await;
+            }
+            return;
+        };
+        // Checked again: a fetch may have finished between the first look and the flight lock.
+        {
+            let mut cache = self.cache();
+            if !due(&cache) {
+                return;
+            }
+            cache.last_fetch = Some(Instant::now());
+        }
+        let fetched = self.fetch().await;
+        let mut cache = self.cache();
+        match fetched {
             Ok((keys, max_age)) => {
                 cache.keys = keys;
                 cache.expires = Some(Instant::now() + max_age);
             }
             Err(e) => {
                 // Keep serving the keys we had; try again after the rate limit.
-                tracing::warn!("warning: cannot fetch JWKS from {}: {e}", crate::net::redact_url(&self.uri));
+                tracing::warn!(
+                    "warning: cannot fetch JWKS from {}: {}",
+                    crate::validate::printable(&crate::net::redact_url(&self.uri)),
+                    crate::validate::printable(&format!("{e:#}"))
+                );
                 cache.expires = Some(Instant::now() + REFETCH_INTERVAL);
             }
         }
     }
 
     async fn fetch(&self) -> anyhow::Result<(Vec<TrustedKey>, Duration)> {
-        let response = self.client.get(&self.uri).header("accept", "application/json").send().await?;
+        let mut response = self.client.get(&self.uri).header("accept", "application/json").send().await?;
         if !response.status().is_success() {
             anyhow::bail!("HTTP {}", response.status());
         }
         let max_age = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(parse_max_age).unwrap_or(DEFAULT_MAX_AGE);
-        let body = response.bytes().await?;
-        if body.len() > MAX_JWKS_BYTES {
+        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
             anyhow::bail!("JWKS larger than {MAX_JWKS_BYTES} bytes");
+        }
+        // Chunk by chunk: an endless or huge body is dropped at the cap, never held whole.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                anyhow::bail!("JWKS larger than {MAX_JWKS_BYTES} bytes");
+            }
+            body.extend_from_slice(&chunk);
         }
         let doc: Value = serde_json::from_slice(&body)?;
         Ok((parse_jwks(&doc), max_age))

@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Authorization, ServerConfig, ServiceAccount};
 use crate::openapi::Spec;
+use crate::profile;
 use crate::server::jwks::JwksSource;
 use crate::server::tools::{Backend, ToolSet};
 use crate::store::{self, Access};
 use crate::token::TrustedKey;
-use crate::{fsx, profile};
 
 /// How often the watcher looks at the profile's files.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -124,6 +124,11 @@ pub struct Settings {
     pub host: String,
     pub openapi: crate::config::OpenApiSection,
     pub allowed_methods: Vec<String>,
+    /// `server.max_connections` (at least 1; read by `serve` at start only).
+    pub max_connections: usize,
+    /// `server.body_timeout_seconds` and `server.idle_timeout_seconds`, clamped to 0.1 s–1 h.
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 impl Settings {
@@ -135,6 +140,19 @@ impl Settings {
         sa.audience.get_or_insert_with(|| profile.server_url.clone());
         if sa.mode == crate::config::Mode::Token {
             sa.issuer.get_or_insert_with(|| profile.issuer.clone());
+        }
+        // Both are printed when serve starts: a header that is not a header name, or a JWKS URI
+        // that is not an http(s) URL, is refused rather than echoed.
+        if axum::http::HeaderName::from_bytes(sa.header.as_bytes()).is_err() {
+            anyhow::bail!(
+                "{}: service_account.header {:?} is not an HTTP header name",
+                path.display(),
+                crate::validate::printable(&sa.header)
+            );
+        }
+        if let Some(uri) = &sa.jwks_uri {
+            let url = crate::validate::http_url(uri).map_err(|e| anyhow::anyhow!("{}: service_account.jwks_uri: {e}", path.display()))?;
+            sa.jwks_uri = Some(url.to_string());
         }
         if let Some(spec) = &config.openapi.spec {
             let ok = !spec.is_empty() && Path::new(spec).components().all(|c| matches!(c, std::path::Component::Normal(_)));
@@ -163,8 +181,16 @@ impl Settings {
             host: config.server.host,
             openapi: config.openapi,
             allowed_methods: config.routing.allowed_methods,
+            max_connections: config.server.max_connections.max(1),
+            body_timeout: seconds(config.server.body_timeout_seconds),
+            idle_timeout: seconds(config.server.idle_timeout_seconds),
         })
     }
+}
+
+/// A configured number of seconds, clamped to 0.1 s–1 h (NaN and negatives included).
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(if value.is_finite() { value.clamp(0.1, 3600.0) } else { 3600.0 })
 }
 
 fn load_tools(source: &Source, settings: &Settings, layout: &crate::profile::Layout, profile: &crate::profile::Profile) -> Result<ToolSet> {
@@ -172,11 +198,11 @@ fn load_tools(source: &Source, settings: &Settings, layout: &crate::profile::Lay
     let spec = match &openapi.spec {
         Some(file) => {
             let path = layout.file(file);
-            Spec::parse(&fsx::read_text(&path)?, &path.display().to_string())?
+            Spec::parse(&crate::config::read_capped(&path, crate::openapi::MAX_SPEC_BYTES as u64)?, &path.display().to_string())?
         }
         None => Spec::sample(),
     };
-    let timeout = Duration::from_secs_f64(openapi.timeout_seconds.clamp(0.1, 600.0));
+    let timeout = seconds(openapi.timeout_seconds).min(Duration::from_secs(600));
     let downstream = source.downstream.clone().or(openapi.downstream.clone()).or(profile.downstream.clone());
     let mock = source.mock || openapi.mock == Some(true);
     let backend = match downstream.or_else(|| if openapi.mock == Some(false) { spec.server_url() } else { None }) {
@@ -330,7 +356,9 @@ impl Shared {
     }
 }
 
-/// One log line on stderr with a UTC timestamp.
+/// One log line on stderr with a UTC timestamp. Control and bidirectional characters are
+/// escaped here, whatever the caller built the line from (request fields, file contents quoted
+/// in parse errors), so no input can forge a line or drive the terminal reading the log.
 pub fn log_line(text: &str) {
-    tracing::info!("{text}");
+    tracing::info!("{}", crate::validate::escape_controls(text));
 }

@@ -3,18 +3,32 @@
 //!
 //! Order of checks on `/mcp`: Origin (403), authentication (401/403), `Accept` (406), body
 //! (400), session (400 missing / 404 unknown), `MCP-Protocol-Version` (400), then the method.
+//!
+//! Everything an unauthenticated or hostile client can hold is bounded:
+//! - connections: at most `server.max_connections` (default 1024, read at start) are served at
+//!   once — the rest wait in the kernel's accept queue; a connection that sends no request head
+//!   for `server.idle_timeout_seconds` (default 30, also between kept-alive requests) is closed;
+//!   a body is read only once the caller is authenticated, and one that does not arrive within
+//!   `server.body_timeout_seconds` (default 10) is a 408.
+//!   Accept errors (out of descriptors) back off from 10 ms to 1 s and are logged once a burst.
+//! - batches: at most [`MAX_BATCH`] messages, none at all from protocol 2025-06-18 on (that
+//!   version dropped JSON-RPC batching), every `tools/call` authorized before any runs, and the
+//!   replies of one batch at most [`MAX_BATCH_REPLY_BYTES`] (later requests get an error each).
+//! - sessions: [`MAX_SESSIONS`] in all and [`MAX_SESSIONS_PER_CLIENT`] per `client_id` (a
+//!   client's own oldest goes first), idle ones forgotten after an hour, all in O(log n).
+//! - the access log escapes everything taken from the request (method, tool, client).
 
 // Early returns carry a ready `Response`; boxing it would only add an allocation per refusal.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -33,19 +47,114 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Tools per `tools/list` page.
 pub const PAGE_SIZE: usize = 100;
 /// Sessions kept at most; the least recently used goes first.
-const MAX_SESSIONS: usize = 10_000;
+pub const MAX_SESSIONS: usize = 10_000;
+/// Sessions one `client_id` keeps at most; its own least recently used goes first, so one
+/// token opening sessions in a loop never evicts anyone else's.
+pub const MAX_SESSIONS_PER_CLIENT: usize = 100;
 /// A session unused this long is forgotten.
 const SESSION_IDLE: Duration = Duration::from_secs(3600);
+/// Messages in one JSON-RPC batch at most (protocol versions before 2025-06-18).
+pub const MAX_BATCH: usize = 32;
+/// Bytes of replies one batch may produce; requests past it get an error each, so a batch of
+/// `tools/list` over a large spec cannot multiply the catalogue in memory.
+pub const MAX_BATCH_REPLY_BYTES: usize = 4 * 1024 * 1024;
+/// First and longest pause after a failed `accept` (descriptors exhausted, …).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 struct SessionInfo {
     version: String,
     client_id: String,
     last_seen: Instant,
+    /// Position in the recency orders: bumped on every use.
+    tick: u64,
+}
+
+/// Sessions by id, plus recency orders (global and per client) keyed by a use counter, so
+/// eviction and expiry take the first entry instead of scanning under the lock.
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, SessionInfo>,
+    by_tick: BTreeMap<u64, String>,
+    per_client: HashMap<String, BTreeMap<u64, String>>,
+    next_tick: u64,
+}
+
+impl Sessions {
+    fn remove(&mut self, id: &str) {
+        let Some(info) = self.by_id.remove(id) else { return };
+        self.by_tick.remove(&info.tick);
+        if let Some(own) = self.per_client.get_mut(&info.client_id) {
+            own.remove(&info.tick);
+            if own.is_empty() {
+                self.per_client.remove(&info.client_id);
+            }
+        }
+    }
+
+    /// Forget sessions idle too long: they are the oldest, at the front of the order.
+    fn expire(&mut self) {
+        while let Some((_, id)) = self.by_tick.first_key_value() {
+            let expired = self.by_id.get(id).is_none_or(|s| s.last_seen.elapsed() >= SESSION_IDLE);
+            if !expired {
+                break;
+            }
+            let id = id.clone();
+            self.remove(&id);
+        }
+    }
+
+    fn insert(&mut self, id: String, version: &str, client_id: &str) {
+        self.expire();
+        if let Some(oldest) =
+            self.per_client.get(client_id).filter(|own| own.len() >= MAX_SESSIONS_PER_CLIENT).and_then(|own| own.first_key_value())
+        {
+            let oldest = oldest.1.clone();
+            self.remove(&oldest);
+        }
+        if self.by_id.len() >= MAX_SESSIONS
+            && let Some((_, oldest)) = self.by_tick.first_key_value()
+        {
+            let oldest = oldest.clone();
+            self.remove(&oldest);
+        }
+        let tick = self.bump();
+        self.by_tick.insert(tick, id.clone());
+        self.per_client.entry(client_id.to_owned()).or_default().insert(tick, id.clone());
+        self.by_id
+            .insert(id, SessionInfo { version: version.to_owned(), client_id: client_id.to_owned(), last_seen: Instant::now(), tick });
+    }
+
+    /// The session's version if it exists, belongs to `client_id` and is not idle; marks it used.
+    fn touch(&mut self, id: &str, client_id: &str) -> Option<String> {
+        let session = self.by_id.get(id)?;
+        // A session belongs to the client that created it.
+        if session.client_id != client_id || session.last_seen.elapsed() >= SESSION_IDLE {
+            return None;
+        }
+        let old = session.tick;
+        let tick = self.bump();
+        self.by_tick.remove(&old);
+        self.by_tick.insert(tick, id.to_owned());
+        if let Some(own) = self.per_client.get_mut(client_id) {
+            own.remove(&old);
+            own.insert(tick, id.to_owned());
+        }
+        let session = self.by_id.get_mut(id)?;
+        session.tick = tick;
+        session.last_seen = Instant::now();
+        Some(session.version.clone())
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_tick += 1;
+        self.next_tick
+    }
 }
 
 pub struct AppState {
     shared: Arc<Shared>,
-    sessions: Mutex<HashMap<String, SessionInfo>>,
+    sessions: Mutex<Sessions>,
     /// `http://host:port` as clients reach us.
     base_url: String,
     path: String,
@@ -82,7 +191,7 @@ impl Server {
         };
         let state = Arc::new(AppState {
             shared,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
             base_url: format!("http://{host}:{}", addr.port()),
             path: "/mcp".into(),
             log,
@@ -106,38 +215,72 @@ impl Server {
         });
         let mut connections = tokio::task::JoinSet::new();
         let mut stop = stop_rx.clone();
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.state.shared.get().settings.max_connections));
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let mut failing = false;
         loop {
-            tokio::select! {
-                accepted = self.listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let service = hyper_util::service::TowerToHyperService::new(app.clone());
-                    let mut stop = stop_rx.clone();
-                    connections.spawn(async move {
-                        let mut builder = hyper::server::conn::http1::Builder::new();
-                        // max_buf_size alone is a soft limit: a head that arrives in one large read is
-                        // parsed whole, so the head size is also capped where it is parsed. (hyper's
-                        // default of 100 headers stays: setting it moves them to the heap.)
-                        builder
-                            .max_buf_size(MAX_HEAD_BYTES)
-                            .max_header_size(MAX_HEAD_BYTES)
-                            .header_read_timeout(Duration::from_secs(30))
-                            .timer(hyper_util::rt::TokioTimer::new());
-                        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            _ = conn.as_mut() => {}
-                            _ = stopped(&mut stop) => {
-                                conn.as_mut().graceful_shutdown();
-                                let _ = conn.await;
-                            }
-                        }
-                    });
-                    // Reap finished connection tasks so the set does not grow.
-                    while connections.try_join_next().is_some() {}
-                }
+            // A permit first: at the cap, new connections wait in the kernel's queue instead of
+            // costing a descriptor and a task each.
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = stopped(&mut stop) => break,
+            };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = stopped(&mut stop) => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: retrying at once would spin; pause, longer each time,
+                    // and say so once per burst.
+                    if !failing {
+                        log_line(&format!("warning: cannot accept connections ({e}); backing off"));
+                        failing = true;
+                    }
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stopped(&mut stop) => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            if failing {
+                log_line("accepting connections again");
+                failing = false;
             }
+            backoff = ACCEPT_BACKOFF_MIN;
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let mut stop = stop_rx.clone();
+            let idle_timeout = self.state.shared.get().settings.idle_timeout;
+            connections.spawn(async move {
+                let _permit = permit;
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                // max_buf_size alone is a soft limit: a head that arrives in one large read is
+                // parsed whole, so the head size is also capped where it is parsed. (hyper's
+                // default of 100 headers stays: setting it moves them to the heap.) The head
+                // timeout also runs while a kept-alive connection waits for its next request,
+                // so it is the idle timeout too.
+                builder
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .max_header_size(MAX_HEAD_BYTES)
+                    .header_read_timeout(idle_timeout)
+                    .timer(hyper_util::rt::TokioTimer::new());
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stopped(&mut stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            });
+            // Reap finished connection tasks so the set does not grow.
+            while connections.try_join_next().is_some() {}
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), async { while connections.join_next().await.is_some() {} }).await;
         Ok(())
@@ -160,7 +303,6 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not found"}))) })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -252,8 +394,8 @@ impl LogLine {
             log_line(&format!(
                 "{} /mcp {} {} client={} {} {:.2}ms",
                 self.method,
-                self.rpc,
-                self.tool,
+                crate::validate::printable(&self.rpc),
+                crate::validate::printable(&self.tool),
                 crate::validate::printable(&self.client),
                 response.status().as_u16(),
                 self.started.elapsed().as_secs_f64() * 1000.0
@@ -285,14 +427,10 @@ fn check_session(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Resu
             "missing Mcp-Session-Id header; send initialize first",
         ));
     };
-    let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
-    match sessions.get_mut(id) {
-        // A session belongs to the client that created it.
-        Some(session) if session.client_id == caller.client_id && session.last_seen.elapsed() < SESSION_IDLE => {
-            session.last_seen = Instant::now();
-            Ok((id.to_owned(), session.version.clone()))
-        }
-        _ => Err(plain_error(StatusCode::NOT_FOUND, Id::Null, INVALID_REQUEST, "unknown or expired session; initialize again")),
+    let version = state.sessions.lock().unwrap_or_else(|p| p.into_inner()).touch(id, &caller.client_id);
+    match version {
+        Some(version) => Ok((id.to_owned(), version)),
+        None => Err(plain_error(StatusCode::NOT_FOUND, Id::Null, INVALID_REQUEST, "unknown or expired session; initialize again")),
     }
 }
 
@@ -335,14 +473,34 @@ async fn handle_delete(State(state): State<Arc<AppState>>, headers: HeaderMap, R
     log.finish(&state, response)
 }
 
-async fn handle_post(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn handle_post(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery, body: Body) -> Response {
     let live = state.shared.get();
     let mut log = LogLine::new("POST");
-    let response = post(&state, &live, &headers, query.as_deref(), &body, &mut log).await;
+    let response = post(&state, &live, &headers, query.as_deref(), body, &mut log).await;
     log.finish(&state, response)
 }
 
-async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>, body: &[u8], log: &mut LogLine) -> Response {
+/// The request body: at most [`MAX_BODY_BYTES`] (413), complete within `timeout` (408 — hyper's
+/// head timeout stops at the head, and a client that announces a body and never sends it
+/// would otherwise hold the connection and its task for good).
+async fn read_body(body: Body, timeout: Duration) -> Result<bytes::Bytes, Response> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(plain_error(StatusCode::PAYLOAD_TOO_LARGE, Id::Null, INVALID_REQUEST, &format!("body larger than {MAX_BODY_BYTES} bytes")))
+        }
+        Ok(Err(_)) => Err(plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "cannot read the request body")),
+        Err(_) => {
+            let mut r = plain_error(StatusCode::REQUEST_TIMEOUT, Id::Null, INVALID_REQUEST, "the request body did not arrive in time");
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
+        }
+    }
+}
+
+async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>, body: Body, log: &mut LogLine) -> Response {
     let caller = match gate(state, live, headers, query).await {
         Ok(caller) => caller,
         Err(r) => return r,
@@ -357,13 +515,26 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
             "Accept must include application/json or text/event-stream",
         );
     }
+    // Only now the body: a caller that is refused above never makes us buffer (or wait for) it.
+    let body = match read_body(body, live.settings.body_timeout).await {
+        Ok(body) => body,
+        Err(r) => return r,
+    };
     let use_sse = sse_ok && !json_ok;
-    let parsed: Value = match serde_json::from_slice(body) {
+    let parsed: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return plain_error(StatusCode::BAD_REQUEST, Id::Null, PARSE_ERROR, &format!("invalid JSON: {e}")),
     };
     let batch = parsed.is_array();
     let raw_messages = match parsed {
+        Value::Array(items) if items.len() > MAX_BATCH => {
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                Id::Null,
+                INVALID_REQUEST,
+                &format!("batch of {} messages; at most {MAX_BATCH} are allowed", items.len()),
+            );
+        }
         Value::Array(items) if !items.is_empty() => items,
         Value::Array(_) => return plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "empty batch"),
         single => vec![single],
@@ -394,7 +565,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
             "serverInfo": {"name": "mcpgen", "title": format!("mcpgen {}", live.profile), "version": env!("CARGO_PKG_VERSION")},
             "instructions": format!("Tools of the {} API. Service-account scopes decide which tools you see.", live.profile),
         });
-        let mut response = reply(vec![Message::result(id, result)], false, use_sse);
+        let mut response = reply(vec![encode(&Message::result(id, result))], false, use_sse);
         if let Ok(v) = HeaderValue::from_str(&session_id) {
             response.headers_mut().insert(jsonrpc::SESSION_HEADER, v);
         }
@@ -411,8 +582,33 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
             _ => return plain_error(StatusCode::BAD_REQUEST, Id::Null, INVALID_REQUEST, "unsupported MCP-Protocol-Version"),
         }
     }
+    // Versions compare as dates.
+    if batch && session_version.as_str() >= "2025-06-18" {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            Id::Null,
+            INVALID_REQUEST,
+            &format!("batching is not supported in protocol version {session_version}"),
+        );
+    }
+    // Authorization of every call first: a refusal must not come after earlier calls of the
+    // same batch already reached the downstream.
+    for message in messages.iter().filter(|m| m.is_request() && m.method.as_deref() == Some("tools/call")) {
+        let name = message.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
+        if live.tools.get(name).is_some() {
+            let needed = live.settings.authorization.scopes_for(name);
+            if !caller.has_all(needed) {
+                log.rpc = "tools/call".into();
+                log.tool = name.to_owned();
+                return auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url());
+            }
+        }
+    }
     let structured = session_version.as_str() >= "2025-06-18";
-    let mut replies = Vec::new();
+    // Replies are kept encoded: their size is what the budget counts, and a `tools/list` page
+    // never exists as a second, cloned tree.
+    let mut replies: Vec<String> = Vec::new();
+    let mut reply_bytes = 0;
     for message in messages {
         if !message.is_request() {
             continue; // notifications and responses: accepted, nothing to say
@@ -420,34 +616,44 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
         let id = message.id.clone().unwrap_or(Id::Null);
         let method = message.method.as_deref().unwrap_or("");
         log.rpc = method.to_owned();
-        match method {
-            "ping" => replies.push(Message::result(id, json!({}))),
-            "tools/list" => replies.push(list_tools(live, &caller, id, message.params.as_ref())),
+        if reply_bytes > MAX_BATCH_REPLY_BYTES {
+            replies.push(encode(&Message::error(
+                id,
+                INVALID_REQUEST,
+                format!("batch reply too large (over {MAX_BATCH_REPLY_BYTES} bytes); send this request on its own"),
+            )));
+            continue;
+        }
+        let encoded = match method {
+            "ping" => encode(&Message::result(id, json!({}))),
+            "tools/list" => list_tools(live, &caller, id, message.params.as_ref()),
             "tools/call" => {
-                let params = message.params.clone().unwrap_or(Value::Null);
+                let params = message.params.unwrap_or(Value::Null);
                 let name = params.get("name").and_then(Value::as_str).unwrap_or("");
-                log.tool = crate::validate::printable(name);
+                log.tool = name.to_owned();
                 let Some(tool) = live.tools.get(name) else {
-                    replies.push(Message::error(id, INVALID_PARAMS, format!("Unknown tool: {}", crate::validate::printable(name))));
+                    replies.push(encode(&Message::error(
+                        id,
+                        INVALID_PARAMS,
+                        format!("Unknown tool: {}", crate::validate::printable(name)),
+                    )));
                     continue;
                 };
-                let needed = live.settings.authorization.scopes_for(name);
-                if !caller.has_all(needed) {
-                    return auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url());
-                }
                 let args = match params.get("arguments") {
                     None | Some(Value::Null) => serde_json::Map::new(),
                     Some(Value::Object(map)) => map.clone(),
                     Some(_) => {
-                        replies.push(Message::error(id, INVALID_PARAMS, "arguments must be an object"));
+                        replies.push(encode(&Message::error(id, INVALID_PARAMS, "arguments must be an object")));
                         continue;
                     }
                 };
                 let result = live.tools.call(tool, &args, structured).await;
-                replies.push(Message::result(id, result));
+                encode(&Message::result(id, result))
             }
-            other => replies.push(Message::error(id, METHOD_NOT_FOUND, format!("Method not found: {}", crate::validate::printable(other)))),
-        }
+            other => encode(&Message::error(id, METHOD_NOT_FOUND, format!("Method not found: {}", crate::validate::printable(other)))),
+        };
+        reply_bytes += encoded.len();
+        replies.push(encoded);
     }
     if replies.is_empty() {
         return StatusCode::ACCEPTED.into_response();
@@ -455,31 +661,26 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
     reply(replies, batch, use_sse)
 }
 
+fn encode(message: &Message) -> String {
+    serde_json::to_string(message).unwrap_or_default()
+}
+
 fn new_session(state: &AppState, version: &str, caller: &Caller) -> String {
     let id = format!("{:032x}", rand::random::<u128>());
-    let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
-    if sessions.len() >= MAX_SESSIONS {
-        sessions.retain(|_, s| s.last_seen.elapsed() < SESSION_IDLE);
-        if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone())
-        {
-            sessions.remove(&oldest);
-        }
-    }
-    sessions
-        .insert(id.clone(), SessionInfo { version: version.to_owned(), client_id: caller.client_id.clone(), last_seen: Instant::now() });
+    state.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), version, &caller.client_id);
     id
 }
 
-/// `tools/list`: the tools the caller has the scopes for, a page at a time.
-fn list_tools(live: &Live, caller: &Caller, id: Id, params: Option<&Value>) -> Message {
+/// `tools/list`: the tools the caller has the scopes for, a page at a time; the encoded reply,
+/// serialized straight from the descriptors (no copy of the page as a JSON tree).
+fn list_tools(live: &Live, caller: &Caller, id: Id, params: Option<&Value>) -> String {
     let start = match params.and_then(|p| p.get("cursor")) {
         None | Some(Value::Null) => 0,
         Some(Value::String(c)) => match c.parse::<usize>() {
             Ok(n) => n,
-            Err(_) => return Message::error(id, INVALID_PARAMS, "invalid cursor"),
+            Err(_) => return encode(&Message::error(id, INVALID_PARAMS, "invalid cursor")),
         },
-        Some(_) => return Message::error(id, INVALID_PARAMS, "invalid cursor"),
+        Some(_) => return encode(&Message::error(id, INVALID_PARAMS, "invalid cursor")),
     };
     let visible: Vec<&Value> = live
         .tools
@@ -489,28 +690,37 @@ fn list_tools(live: &Live, caller: &Caller, id: Id, params: Option<&Value>) -> M
         .map(|t| &t.descriptor)
         .collect();
     if start > visible.len() {
-        return Message::error(id, INVALID_PARAMS, "invalid cursor");
+        return encode(&Message::error(id, INVALID_PARAMS, "invalid cursor"));
     }
     let end = (start + PAGE_SIZE).min(visible.len());
-    let mut result = json!({"tools": visible[start..end]});
-    if end < visible.len() {
-        result["nextCursor"] = json!(end.to_string());
+
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        tools: &'a [&'a Value],
+        #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
     }
-    Message::result(id, result)
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        jsonrpc: &'static str,
+        id: Id,
+        result: Page<'a>,
+    }
+    let page = Page { tools: &visible[start..end], next_cursor: (end < visible.len()).then(|| end.to_string()) };
+    serde_json::to_string(&Envelope { jsonrpc: "2.0", id, result: page }).unwrap_or_default()
 }
 
-/// A JSON body, or one SSE event per message.
-fn reply(messages: Vec<Message>, batch: bool, sse: bool) -> Response {
-    let payload =
-        if batch { serde_json::to_string(&messages).unwrap_or_default() } else { serde_json::to_string(&messages[0]).unwrap_or_default() };
+/// A JSON body (one message, or an array for a batch), or one SSE event per message.
+fn reply(messages: Vec<String>, batch: bool, sse: bool) -> Response {
     if sse {
         let mut body = String::new();
         for m in &messages {
             body.push_str("event: message\ndata: ");
-            body.push_str(&serde_json::to_string(m).unwrap_or_default());
+            body.push_str(m);
             body.push_str("\n\n");
         }
         return (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response();
     }
+    let payload = if batch { format!("[{}]", messages.join(",")) } else { messages.into_iter().next().unwrap_or_default() };
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], payload).into_response()
 }

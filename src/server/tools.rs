@@ -1,6 +1,12 @@
 //! The server's tool catalogue: OpenAPI operations as MCP tools, and their execution — an HTTP
 //! request to the downstream API, or the spec's example in mock mode. Every failure of the
 //! downstream (status, timeout, bad JSON) becomes a tool result with `isError: true`.
+//!
+//! Text from the spec (descriptions, titles) is untrusted: control, C1 and bidirectional
+//! formatting characters in it are escaped when the descriptors are built, so a client that
+//! prints them cannot be driven or misled. Path parameters that are dot segments (`.`, `..`,
+//! also percent-encoded) are refused as invalid arguments: encoded or not, a URL resolver or
+//! the downstream treats them as "this" or "parent" folder, leaving the tool's path.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,9 +65,9 @@ impl ToolSet {
             .into_iter()
             .map(|op| {
                 let descriptor = json!({
-                    "name": op.name,
-                    "description": op.description,
-                    "inputSchema": op.input_schema,
+                    "name": crate::validate::escape_controls(&op.name),
+                    "description": crate::validate::escape_controls(&op.description),
+                    "inputSchema": escape_descriptions(&op.input_schema),
                     "annotations": {"readOnlyHint": op.method == "GET", "openWorldHint": true},
                 });
                 Tool { op, descriptor }
@@ -100,13 +106,53 @@ impl ToolSet {
     }
 }
 
-/// Required arguments present, no unknown ones, scalars where parameters are expected.
+/// The schema with every `description` and `title` string escaped (other strings — enums,
+/// patterns, defaults — are data and stay as they are).
+fn escape_descriptions(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(text) if k == "description" || k == "title" => Value::String(crate::validate::escape_controls(text)),
+                        other => escape_descriptions(other),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(escape_descriptions).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `.` or `..` once percent-decoded (up to three times, for downstreams that decode again).
+fn is_dot_segment(value: &str) -> bool {
+    let mut text = value.to_owned();
+    for _ in 0..4 {
+        if text == "." || text == ".." {
+            return true;
+        }
+        let decoded = percent_encoding::percent_decode_str(&text).decode_utf8_lossy().into_owned();
+        if decoded == text {
+            return false;
+        }
+        text = decoded;
+    }
+    false
+}
+
+/// Required arguments present, no unknown ones, scalars where parameters are expected, and no
+/// path parameter that is a dot segment.
 fn check_arguments(op: &Operation, args: &Map<String, Value>) -> Result<(), String> {
     for param in &op.params {
         match args.get(&param.name) {
             None | Some(Value::Null) if param.required => return Err(format!("missing required argument {:?}", param.name)),
             Some(Value::Object(_)) if param.location == Location::Path => {
                 return Err(format!("argument {:?} must be a string or number", param.name));
+            }
+            Some(value) if param.location == Location::Path && is_dot_segment(&scalar(value)) => {
+                return Err(format!("argument {:?} must not be \".\" or \"..\" (it would leave the tool's path)", param.name));
             }
             _ => {}
         }
@@ -146,6 +192,10 @@ async fn call_downstream(client: &reqwest::Client, base: &url::Url, op: &Operati
                 let encoded = percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC).to_string();
                 rendered = rendered.replace(&placeholder, &encoded);
             }
+        }
+        // Two parameters in one segment can still make a dot segment together.
+        if rendered != segment && is_dot_segment(&rendered) {
+            return Err(format!("path segment {:?} of {} is a dot segment", crate::validate::printable(&rendered), op.path));
         }
         path.push_str(&rendered);
     }
