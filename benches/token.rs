@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
 use mcpgen::keys::PrivateKey;
-use mcpgen::server::live::{CachedCaller, TokenCache};
+use mcpgen::server::token_cache::{CachedCaller, TokenCache};
 use mcpgen::token::{self, Claims, Expect, Minter, TrustedKey};
 
 /// A fixed key (RFC 8037 A.1's seed would do as well; any fixed bytes keep runs comparable).

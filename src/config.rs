@@ -205,12 +205,13 @@ impl ServiceAccount {
 }
 
 impl ServerConfig {
-    /// Read and parse the config file, naming it on failure; larger than [`MAX_CONFIG_BYTES`]
-    /// is refused without reading it all. (JSON nesting is bounded by serde_json's recursion
-    /// limit of 128, which fails fast.)
-    pub fn load(path: &Path) -> Result<ServerConfig> {
-        let text = read_capped(path, MAX_CONFIG_BYTES)?;
-        Self::parse(&text, path)
+    /// Read `mcp_server_config.json` from a profile folder (never through a link; see `fsx::Dir`)
+    /// and parse it, naming it on failure; larger than [`MAX_CONFIG_BYTES`] is refused without
+    /// reading it all. (JSON nesting is bounded by serde_json's recursion limit of 128, which
+    /// fails fast.)
+    pub fn load(dir: &crate::fsx::Dir) -> Result<ServerConfig> {
+        let text = dir.read_text_capped(crate::profile::SERVER_CONFIG, MAX_CONFIG_BYTES)?;
+        Self::parse(&text, &dir.join(crate::profile::SERVER_CONFIG))
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<ServerConfig> {
@@ -220,20 +221,6 @@ impl ServerConfig {
                 .into()
         })
     }
-}
-
-/// A text file of at most `max` bytes, read without ever holding more than that: a larger one
-/// is refused with a message naming the file and the limit.
-pub fn read_capped(path: &Path, max: u64) -> Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(max + 1).read_to_string(&mut text))
-        .map_err(|e| anyhow::anyhow!("cannot read {} ({e})", path.display()))?;
-    if text.len() as u64 > max {
-        anyhow::bail!("{} is larger than {max} bytes", path.display());
-    }
-    Ok(text)
 }
 
 /// Set `security.authentication.service_account.<key>` in a config document, creating the

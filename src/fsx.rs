@@ -230,21 +230,35 @@ impl Dir {
     /// The bytes of `relative` (checked as the module header says); `None` if it (or a folder
     /// on the way) does not exist.
     pub fn read(&self, relative: &str) -> Result<Option<Vec<u8>>> {
+        self.read_capped(relative, MAX_READ)
+    }
+
+    /// Like [`Dir::read`], refusing a file larger than `cap` bytes (it may grow while read).
+    pub fn read_capped(&self, relative: &str, cap: u64) -> Result<Option<Vec<u8>>> {
         let Some((dir, name)) = self.parent_of(relative, false)? else { return Ok(None) };
         let Some((file, stat)) = dir.open_file(name)? else { return Ok(None) };
         let path = self.join(relative);
-        if stat.st_size as u64 > MAX_READ {
-            return Err(Failure::error(format!("{} is larger than {} MiB", path.display(), MAX_READ >> 20)).into());
+        let too_large = || Failure::error(format!("{} is larger than {cap} bytes", path.display()));
+        if stat.st_size as u64 > cap {
+            return Err(too_large().into());
         }
         let mut bytes = Vec::with_capacity(stat.st_size as usize);
-        file.take(MAX_READ + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+        file.take(cap + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+        if bytes.len() as u64 > cap {
+            return Err(too_large().into());
+        }
         Ok(Some(bytes))
     }
 
     /// `relative` as UTF-8 text; a missing file is an error naming it.
     pub fn read_text(&self, relative: &str) -> Result<String> {
+        self.read_text_capped(relative, MAX_READ)
+    }
+
+    /// `relative` as UTF-8 text of at most `cap` bytes; a missing file is an error naming it.
+    pub fn read_text_capped(&self, relative: &str, cap: u64) -> Result<String> {
         let path = self.join(relative);
-        let bytes = self.read(relative)?.ok_or_else(|| {
+        let bytes = self.read_capped(relative, cap)?.ok_or_else(|| {
             anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound)).context(format!("cannot read {}", path.display()))
         })?;
         String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("cannot read {}: not UTF-8 text", path.display()))

@@ -50,7 +50,7 @@ pub fn resolve_target(root: &Path, args: &Request, env: &dyn Fn(&str) -> Option<
     match &args.profile {
         Some(name) => {
             let session = store::open(root, name, Access::Read)?;
-            let config = ServerConfig::load(&session.layout.server_config())?;
+            let config = ServerConfig::load(&session.dir)?;
             let sa = config.security.authentication.service_account.effective();
             url.get_or_insert_with(|| session.profile.server_url.clone());
             if use_sa && let Some((token, source)) = choose_token(&session, &sa.header, &sa.client_prefix(), args.sa_token.as_deref(), env)?

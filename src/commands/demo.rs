@@ -16,7 +16,7 @@ use crate::client::target::{self, Request};
 use crate::client::{ClientError, ExtraHeader, McpClient, render};
 use crate::output;
 use crate::server::Server;
-use crate::server::live::{Shared, Source};
+use crate::server::{Shared, Source};
 
 const LIMITED: &str = "dashboard";
 

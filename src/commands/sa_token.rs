@@ -78,10 +78,7 @@ pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
     if touches_client_files {
         sa::stage_client_files(&mut txn, &session.dir, &session.profile)?;
     }
-    let served_issuer = session
-        .dir
-        .read_text(crate::profile::SERVER_CONFIG)
-        .and_then(|text| crate::config::ServerConfig::parse(&text, &session.layout.server_config()))
+    let served_issuer = crate::config::ServerConfig::load(&session.dir)
         .ok()
         .and_then(|c| c.security.authentication.service_account.issuer)
         .unwrap_or_else(|| session.profile.issuer.clone());

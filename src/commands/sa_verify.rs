@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::config::ServerConfig;
 use crate::error::Failure;
 use crate::output::{self, note};
-use crate::profile::{PUBLIC_PEM, SERVER_CONFIG};
+use crate::profile::PUBLIC_PEM;
 use crate::store::{self, Access};
 use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES};
 use crate::validate;
@@ -43,7 +43,7 @@ pub fn run(root: &Path, args: crate::cli::SaVerifyArgs) -> Result<ExitCode> {
     };
 
     let config_path = session.layout.server_config();
-    let config = ServerConfig::parse(&session.dir.read_text(SERVER_CONFIG)?, &config_path)?;
+    let config = ServerConfig::load(&session.dir)?;
     let sa = config.security.authentication.service_account.effective();
     check_published_key(&session)?;
     // Exactly the keys `serve` trusts.

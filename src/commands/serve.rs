@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::error::Failure;
 use crate::output::{self, note};
 use crate::server::Server;
-use crate::server::live::{Shared, Source};
+use crate::server::{Shared, Source};
 use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {

@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::server::live::{CachedCaller, Live};
+use crate::server::snapshot::Live;
+use crate::server::token_cache::CachedCaller;
 use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES, TokenError};
 
 /// Who is calling.

@@ -1,12 +1,25 @@
-//! The MCP server `mcpgen serve` runs: Streamable HTTP routes and the accept loop (`router`),
-//! service-account authentication (`auth`) with its remote key source (`jwks`), the profile
-//! snapshot that hot-reloads configuration, keys, revocations and tools (`live`), and the tool
-//! catalogue with its downstream proxy (`tools`).
+//! The MCP server `mcpgen serve` runs. A request passes through: `listener` (accept loop and
+//! connection limits) → `router` (Streamable HTTP on `/mcp`; `wellknown` documents beside it)
+//! → `auth` (service-account tokens, with the remote keys of `jwks` and the `token_cache`) →
+//! `tools` (the catalogue) → `downstream` (the REST API, or mock answers). Each request reads
+//! one `snapshot` of the profile, built from its `settings`, keys and revocations and replaced
+//! whole by `watch` when the profile's files change; `sessions` keeps the handshake-era
+//! sessions; `access_log` is the one way the server logs.
 
+pub mod access_log;
 pub mod auth;
+pub mod downstream;
 pub mod jwks;
-pub mod live;
+pub mod listener;
 pub mod router;
+pub mod sessions;
+pub mod settings;
+pub mod snapshot;
+pub mod token_cache;
 pub mod tools;
+pub mod watch;
+pub mod wellknown;
 
-pub use router::Server;
+pub use listener::Server;
+pub use snapshot::{Live, Source};
+pub use watch::Shared;

@@ -1,0 +1,148 @@
+//! The accept loop of `mcpgen serve`: bind, then serve HTTP/1.1 connections with hyper until
+//! shutdown. Everything a client can hold is bounded here: at most `server.max_connections`
+//! connections at once (the rest wait in the kernel's accept queue), a request head of at most
+//! [`MAX_HEAD_BYTES`], a connection that sends no request head for `server.idle_timeout_seconds`
+//! (also between kept-alive requests) is closed, and accept errors (descriptors exhausted) back
+//! off from 10 ms to 1 s instead of spinning, logged once per burst.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::server::access_log::log_line;
+use crate::server::router::{AppState, router};
+use crate::server::sessions::Sessions;
+use crate::server::watch::Shared;
+
+/// Largest request head (request line plus headers).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// First and longest pause after a failed `accept` (descriptors exhausted, …).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Bind `addr` and prepare the routes. The watcher that reloads the profile starts with [`run`].
+    pub async fn bind(shared: Arc<Shared>, addr: SocketAddr, log: bool) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let host = match addr {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_owned(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        let state = Arc::new(AppState {
+            shared,
+            sessions: Mutex::new(Sessions::default()),
+            base_url: format!("http://{host}:{}", addr.port()),
+            path: "/mcp".into(),
+            log,
+        });
+        Ok(Server { listener, state, addr })
+    }
+
+    /// The MCP endpoint URL.
+    pub fn url(&self) -> String {
+        self.state.resource()
+    }
+
+    /// Serve until `shutdown` completes; in-flight requests get a few seconds to finish.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.state.shared.spawn_watcher();
+        let app = router(Arc::clone(&self.state));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let mut connections = tokio::task::JoinSet::new();
+        let mut stop = stop_rx.clone();
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.state.shared.get().settings.max_connections));
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let mut failing = false;
+        loop {
+            // A permit first: at the cap, new connections wait in the kernel's queue instead of
+            // costing a descriptor and a task each.
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                _ = stopped(&mut stop) => break,
+            };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = stopped(&mut stop) => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: retrying at once would spin; pause, longer each time,
+                    // and say so once per burst.
+                    if !failing {
+                        log_line(&format!("warning: cannot accept connections ({e}); backing off"));
+                        failing = true;
+                    }
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stopped(&mut stop) => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            if failing {
+                log_line("accepting connections again");
+                failing = false;
+            }
+            backoff = ACCEPT_BACKOFF_MIN;
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let mut stop = stop_rx.clone();
+            let idle_timeout = self.state.shared.get().settings.idle_timeout;
+            connections.spawn(async move {
+                let _permit = permit;
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                // max_buf_size alone is a soft limit: a head that arrives in one large read is
+                // parsed whole, so the head size is also capped where it is parsed. (hyper's
+                // default of 100 headers stays: setting it moves them to the heap.) The head
+                // timeout also runs while a kept-alive connection waits for its next request,
+                // so it is the idle timeout too.
+                builder
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .max_header_size(MAX_HEAD_BYTES)
+                    .header_read_timeout(idle_timeout)
+                    .timer(hyper_util::rt::TokioTimer::new());
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stopped(&mut stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            });
+            // Reap finished connection tasks so the set does not grow.
+            while connections.try_join_next().is_some() {}
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async { while connections.join_next().await.is_some() {} }).await;
+        Ok(())
+    }
+}
+
+/// Completes once the stop flag is set (or its sender is gone).
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
