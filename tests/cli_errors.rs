@@ -3,10 +3,10 @@
 //! or file, that nothing panicked or printed a backtrace (RUST_BACKTRACE=1 is set), and that the
 //! whole folder is byte-identical afterwards.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{Value, json};
+use support::*;
 
 /// Names outside `[A-Za-z0-9._-]{1,64}` or starting with `.`.
 fn bad_names() -> Vec<String> {

@@ -2,15 +2,14 @@
 //! table and JSON formats, primary handling, rotation, revocation, verification, file modes,
 //! closed pipes, `--help` and completions.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 
 use base64::Engine;
-use common::*;
 use serde_json::Value;
+use support::*;
 
 const DAY: i64 = 86_400;
 
@@ -197,17 +196,15 @@ fn root_comes_from_flag_env_or_default_folder() {
     let env = Env::new();
     // MCPGEN_ROOT.
     let from_env = env.dir.path().join("from-env");
-    let out = finish(command(env.dir.path()).env("MCPGEN_ROOT", &from_env).args(["up", "--instance", "e"]).spawn().unwrap());
+    let out = env.command().env("MCPGEN_ROOT", &from_env).args(["up", "--instance", "e"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(from_env.join("e/profile.json").is_file());
     // Default: ./generated under the working directory.
-    let out = finish(command(env.dir.path()).args(["up", "--instance", "d"]).spawn().unwrap());
+    let out = env.command().args(["up", "--instance", "d"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(env.dir.path().join("generated/d/profile.json").is_file());
     // --root wins over MCPGEN_ROOT.
-    let out = finish(
-        command(env.dir.path()).env("MCPGEN_ROOT", &from_env).arg("--root").arg(env.root()).args(["list", "--profiles"]).spawn().unwrap(),
-    );
+    let out = env.command().env("MCPGEN_ROOT", &from_env).arg("--root").arg(env.root()).args(["list", "--profiles"]).run();
     assert_eq!(out.stdout, "d\n");
 }
 
@@ -687,7 +684,7 @@ fn sa_verify_reads_name_token_file_and_stdin() {
 /// Spawn `args`, read one line of stdout, close the pipe, and expect a quiet exit 0. The output is
 /// larger than a pipe buffer, so the process is still writing when the reader goes away.
 fn closed_pipe_is_not_an_error(env: &Env, args: &[&str]) {
-    let mut child = env.cmd(args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = env.cmd(args).spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -719,17 +716,7 @@ fn closed_stdout_pipe_is_not_an_error() {
 
 /// Run a bash script with the same environment as the binary gets.
 fn shell(env: &Env, script: &str) -> Out {
-    let child = std::process::Command::new("bash")
-        .args(["-c", script])
-        .current_dir(env.dir.path())
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("MCPGEN_ROOT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    finish(child)
+    Cmd::program("bash", env.dir.path()).args(["-c", script]).run()
 }
 
 #[test]
@@ -758,7 +745,7 @@ fn help_of_every_subcommand_exits_zero() {
     assert_eq!(version.code, 0);
     assert!(version.stdout.starts_with("mcpgen "), "{}", version.stdout);
     // No subcommand is a usage error.
-    assert_eq!(env.run(&[]).code, 2);
+    assert_eq!(env.run::<&str>(&[]).code, 2);
 }
 
 #[test]

@@ -2,15 +2,15 @@
 //! nothing, and the journal must leave every token signed by one and the same key whenever a
 //! `remint-all` is killed.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use common::*;
 use serde_json::Value;
+use support::*;
 
 #[test]
 fn fifty_concurrent_sa_token_processes_lose_nothing() {
@@ -22,9 +22,9 @@ fn fifty_concurrent_sa_token_processes_lose_nothing() {
     for (i, name) in names.iter().enumerate() {
         let days = (i + 1).to_string();
         let scope = format!("scope.{i}");
-        writers.push(env.cmd(&["sa-token", "p", "--name", name, "--days", &days, "--scopes", &scope]).spawn().unwrap());
+        writers.push(env.cmd(&["sa-token", "p", "--name", name, "--days", &days, "--scopes", &scope]).spawn());
         if i % 5 == 0 {
-            readers.push(env.cmd(&["sa-tokens", "p", "--json"]).spawn().unwrap());
+            readers.push(env.cmd(&["sa-tokens", "p", "--json"]).spawn());
         }
     }
     for (name, child) in names.iter().zip(writers) {
@@ -62,7 +62,7 @@ fn fifty_concurrent_sa_token_processes_lose_nothing() {
             let jwt = read_text(&path).trim().to_owned();
             assert_eq!(jwt_claims(&jwt)["jti"], t["jti"], "{name}");
             verify_with(&jwt, key, "oemcp-local", "http://127.0.0.1:8000/mcp").unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name.to_owned(), env.cmd(&["sa-verify", "p", "--name", name]).spawn().unwrap())
+            (name.to_owned(), env.cmd(&["sa-verify", "p", "--name", name]).spawn())
         })
         .collect();
     for (name, child) in verifiers {
@@ -89,7 +89,7 @@ fn assert_one_key_everywhere(env: &Env, expected_tokens: usize) -> String {
     let profile = env.profile_json("p");
     let kid = profile["key_id"].as_str().unwrap().to_owned();
     // Private key, public key, server config and every token agree.
-    let private = mcpgen::keys::PrivateKey::from_pem(&read_text(&env.file("p", "sa/private.pem"))).unwrap();
+    let private = private_key(env, "p");
     assert_eq!(private.public().thumbprint(), kid, "sa/private.pem is not the key of key_id");
     let public = public_key(env, "p");
     assert_eq!(public.thumbprint(), kid, "sa/public.pem is not the key of key_id");
@@ -143,7 +143,7 @@ fn sigkill_during_remint_all_leaves_all_old_or_all_new() {
     let (mut before_commit, mut after_commit, mut finished) = (0, 0, 0);
     for fraction in fractions {
         let delay = full.mul_f64(fraction);
-        let mut child = env.cmd(&["remint-all", "p"]).spawn().unwrap();
+        let mut child = env.cmd(&["remint-all", "p"]).spawn();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL; an error only means it already exited
         let status = child.wait().unwrap();

@@ -3,11 +3,11 @@
 //! load `sa/private.pem` (PKCS#8 v1). Python with `jwt` and `cryptography` is a test requirement
 //! (CI installs them with `pip install pyjwt cryptography`); without them this test fails.
 
-mod common;
+mod support;
 
 use std::process::{Command, Stdio};
 
-use common::*;
+use support::*;
 
 const SCRIPT: &str = r#"
 import json, sys
