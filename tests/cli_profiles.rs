@@ -719,27 +719,58 @@ fn shell(env: &Env, script: &str) -> Out {
     Cmd::program("bash", env.dir.path()).args(["-c", script]).run()
 }
 
+/// The subcommands `mcpgen --help` lists (every one the binary has), without `help` itself.
+fn subcommands(top_help: &str) -> Vec<String> {
+    let section = top_help.split("Commands:\n").nth(1).expect("a Commands: section");
+    section
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn help_of_every_subcommand_exits_zero() {
+fn help_of_every_subcommand_exits_zero_and_documents_the_flags() {
     let env = Env::new();
-    for sub in ["up", "list", "sa-token", "sa-tokens", "remint-all", "sa-revoke", "sa-verify", "completions"] {
-        for flag in ["--help", "-h"] {
-            let out = env.run(&[sub, flag]);
-            assert_eq!(out.code, 0, "{sub} {flag}: {}", out.stderr);
-            assert!(out.stdout.contains("Usage: mcpgen"), "{sub} {flag}:\n{}", out.stdout);
-            assert_eq!(out.stderr, "");
-        }
-    }
     let top = env.run(&["--help"]);
     assert_eq!(top.code, 0);
-    for sub in ["up", "list", "sa-token", "sa-tokens", "remint-all", "sa-revoke", "sa-verify", "completions"] {
-        assert!(top.stdout.contains(sub), "top-level help lists {sub}");
+    assert_eq!(top.stderr, "");
+    let listed = subcommands(&top.stdout);
+    for sub in ["up", "list", "sa-token", "sa-tokens", "remint-all", "sa-revoke", "sa-verify", "serve", "client", "demo", "completions"] {
+        assert!(listed.iter().any(|l| l == sub), "top-level help lists {sub}:\n{}", top.stdout);
     }
-    let help = env.run(&["help", "sa-token"]);
-    assert_eq!(help.code, 0);
+    // Every subcommand the binary has, not a list kept by hand.
+    for sub in &listed {
+        for args in [vec![sub.as_str(), "--help"], vec![sub.as_str(), "-h"], vec!["help", sub.as_str()]] {
+            let out = env.run(&args);
+            assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+            assert!(out.stdout.contains(&format!("Usage: mcpgen {sub}")), "{args:?}:\n{}", out.stdout);
+            assert_eq!(out.stderr, "", "{args:?}");
+        }
+    }
     let sa_token = env.run(&["sa-token", "--help"]).stdout;
     for flag in ["--name", "--scopes", "--client-id", "--days", "--issuer", "--primary", "--print"] {
         assert!(sa_token.contains(flag), "sa-token --help documents {flag}");
+    }
+    let client = env.run(&["client", "--help"]).stdout;
+    for flag in [
+        "--sa-token",
+        "--tool",
+        "--args",
+        "--list-json",
+        "--list-details",
+        "--raw",
+        "--debug",
+        "--url",
+        "--header",
+        "-H",
+        "--timeout",
+        "--json-errors",
+        "--oauth",
+    ] {
+        assert!(client.contains(flag), "client --help lacks {flag}:\n{client}");
     }
     let version = env.run(&["--version"]);
     assert_eq!(version.code, 0);

@@ -434,30 +434,6 @@ fn invalid_flags_and_values_exit_2() {
 }
 
 #[test]
-fn help_documents_every_flag() {
-    let env = Env::new();
-    let run = env.client().arg("--help").run();
-    run.expect(0);
-    for flag in [
-        "--sa-token",
-        "--tool",
-        "--args",
-        "--list-json",
-        "--list-details",
-        "--raw",
-        "--debug",
-        "--url",
-        "--header",
-        "-H",
-        "--timeout",
-        "--json-errors",
-        "--oauth",
-    ] {
-        assert!(run.stdout.contains(flag), "--help lacks {flag}:\n{}", run.stdout);
-    }
-}
-
-#[test]
 fn http_error_without_json_rpc_exits_1() {
     let env = Env::with_profile(P);
     let fake = Fake::start(|_| (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response());
