@@ -9,6 +9,7 @@
 
 pub mod fake;
 pub mod jwt;
+pub mod peers;
 pub mod run;
 pub mod serve;
 pub mod tree;
