@@ -1,10 +1,12 @@
 //! Interoperability with the Python software the original product's users have, installed by
 //! the tests themselves (`support::peers::python`, pinned in `tests/peers/requirements.txt`):
-//! PyJWT verifies a minted token with `sa/public.pem` and `cryptography` loads `sa/private.pem`.
+//! PyJWT verifies a minted token with `sa/public.pem` and `cryptography` loads `sa/private.pem`;
+//! the official MCP Python SDK's Streamable HTTP client lists and calls tools on `mcpgen serve`
+//! as a service account.
 
 mod support;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::peers::run_python;
 use support::*;
 
@@ -36,4 +38,34 @@ fn pyjwt_verifies_tokens_and_cryptography_loads_the_private_key() {
     assert_eq!(report["header"]["kid"], env.profile_json("py")["key_id"]);
     assert_eq!(report["same_key"], true, "sa/private.pem and sa/public.pem are one keypair");
     assert_eq!(report["refused"], json!(["audience", "signature"]));
+}
+
+#[tokio::test]
+async fn the_mcp_python_sdk_lists_and_calls_tools_with_the_sa_header() {
+    let p = Profile::sample();
+    let s = p.serve(&[]);
+    let token = p.token();
+    let (url, header) = (s.url.clone(), SA_HEADER.to_owned());
+    let sdk_token = token.clone();
+    let report = tokio::task::spawn_blocking(move || run_python("mcp_client.py", &[&url, &header, &sdk_token])).await.unwrap();
+
+    assert_eq!(report["server_name"], "mcpgen");
+    assert!(
+        ["2025-03-26", "2025-06-18", "2025-11-25"].contains(&report["protocol_version"].as_str().unwrap()),
+        "{}",
+        report["protocol_version"]
+    );
+    assert_eq!(report["has_session"], true, "the SDK kept the Mcp-Session-Id");
+    assert_eq!(report["tools"], json!(["getOrders", "getOrder", "getProducts"]), "getCustomers (customers.read) is hidden");
+    assert_eq!(report["schemas"]["getOrder"]["required"], json!(["orderId"]));
+
+    let call = &report["call"];
+    assert_eq!(call["is_error"], false, "{call}");
+    let orders = &call["structured"]["result"];
+    assert_eq!(orders[0]["id"], "ord-1001", "{call}");
+    let text: Value = serde_json::from_str(call["text"][0].as_str().expect("a text block")).expect("the text is JSON");
+    assert_eq!(&text, orders, "text and structuredContent agree");
+
+    s.wait_for_stderr("tools/call getOrders client=svc-p 200").await;
+    s.assert_never_logged(&[&token]);
 }
