@@ -3,10 +3,10 @@
 //! or file, that nothing panicked or printed a backtrace (RUST_BACKTRACE=1 is set), and that the
 //! whole folder is byte-identical afterwards.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{Value, json};
+use support::*;
 
 /// Names outside `[A-Za-z0-9._-]{1,64}` or starting with `.`.
 fn bad_names() -> Vec<String> {
@@ -375,36 +375,18 @@ fn unreadable_journal_is_a_failure_with_a_hint() {
 }
 
 #[test]
-fn clap_usage_errors_exit_2_without_a_panic() {
-    let env = profile_env();
-    for args in [
-        vec!["sa-tokens", "p", "--bogus"],
-        vec!["sa-revoke", "p"],
-        vec!["sa-token"],
-        vec!["list", "--json", "--profiles"],
-        vec!["sa-verify", "p", "--name", "x", "--token", "y"],
-        vec!["up", "--port", "0"],
-        vec!["up", "--port", "70000"],
-        vec!["frobnicate"],
-    ] {
-        let before = snapshot(env.dir.path());
-        let out = env.run(&args);
-        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
-        assert!(out.stderr.starts_with("error: "), "{args:?}: {}", out.stderr);
-        assert_eq!(out.stdout, "");
-        assert_clean_stderr(&out.stderr);
-        assert_same_tree(&before, &snapshot(env.dir.path()), &format!("{args:?}"));
-    }
-}
-
-#[test]
-fn command_line_errors_are_one_line_with_a_hint() {
+fn command_line_errors_exit_2_in_one_line_with_a_hint() {
     let env = profile_env();
     for (args, mention) in [
-        (vec!["sa-token"], "<PROFILE>"),
+        (vec!["sa-tokens", "p", "--bogus"], "--bogus"),
         (vec!["sa-tokens", "p", "--jsn"], "--jsn"),
-        (vec!["up", "--port", "0"], "--port"),
+        (vec!["sa-revoke", "p"], "--name"),
+        (vec!["sa-token"], "<PROFILE>"),
         (vec!["list", "--json", "--profiles"], "--profiles"),
+        (vec!["sa-verify", "p", "--name", "x", "--token", "y"], "--token"),
+        (vec!["up", "--port", "0"], "--port"),
+        (vec!["up", "--port", "70000"], "--port"),
+        (vec!["frobnicate"], "frobnicate"),
         (vec!["no-such-command"], "no-such-command"),
     ] {
         let out = assert_refused_unchanged(&env, &args, 2, &[mention]);

@@ -2,15 +2,14 @@
 //! table and JSON formats, primary handling, rotation, revocation, verification, file modes,
 //! closed pipes, `--help` and completions.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 
 use base64::Engine;
-use common::*;
 use serde_json::Value;
+use support::*;
 
 const DAY: i64 = 86_400;
 
@@ -197,17 +196,15 @@ fn root_comes_from_flag_env_or_default_folder() {
     let env = Env::new();
     // MCPGEN_ROOT.
     let from_env = env.dir.path().join("from-env");
-    let out = finish(command(env.dir.path()).env("MCPGEN_ROOT", &from_env).args(["up", "--instance", "e"]).spawn().unwrap());
+    let out = env.command().env("MCPGEN_ROOT", &from_env).args(["up", "--instance", "e"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(from_env.join("e/profile.json").is_file());
     // Default: ./generated under the working directory.
-    let out = finish(command(env.dir.path()).args(["up", "--instance", "d"]).spawn().unwrap());
+    let out = env.command().args(["up", "--instance", "d"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(env.dir.path().join("generated/d/profile.json").is_file());
     // --root wins over MCPGEN_ROOT.
-    let out = finish(
-        command(env.dir.path()).env("MCPGEN_ROOT", &from_env).arg("--root").arg(env.root()).args(["list", "--profiles"]).spawn().unwrap(),
-    );
+    let out = env.command().env("MCPGEN_ROOT", &from_env).arg("--root").arg(env.root()).args(["list", "--profiles"]).run();
     assert_eq!(out.stdout, "d\n");
 }
 
@@ -687,7 +684,7 @@ fn sa_verify_reads_name_token_file_and_stdin() {
 /// Spawn `args`, read one line of stdout, close the pipe, and expect a quiet exit 0. The output is
 /// larger than a pipe buffer, so the process is still writing when the reader goes away.
 fn closed_pipe_is_not_an_error(env: &Env, args: &[&str]) {
-    let mut child = env.cmd(args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = env.cmd(args).spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -719,46 +716,67 @@ fn closed_stdout_pipe_is_not_an_error() {
 
 /// Run a bash script with the same environment as the binary gets.
 fn shell(env: &Env, script: &str) -> Out {
-    let child = std::process::Command::new("bash")
-        .args(["-c", script])
-        .current_dir(env.dir.path())
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("MCPGEN_ROOT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    finish(child)
+    Cmd::program("bash", env.dir.path()).args(["-c", script]).run()
+}
+
+/// The subcommands `mcpgen --help` lists (every one the binary has), without `help` itself.
+fn subcommands(top_help: &str) -> Vec<String> {
+    let section = top_help.split("Commands:\n").nth(1).expect("a Commands: section");
+    section
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
-fn help_of_every_subcommand_exits_zero() {
+fn help_of_every_subcommand_exits_zero_and_documents_the_flags() {
     let env = Env::new();
-    for sub in ["up", "list", "sa-token", "sa-tokens", "remint-all", "sa-revoke", "sa-verify", "completions"] {
-        for flag in ["--help", "-h"] {
-            let out = env.run(&[sub, flag]);
-            assert_eq!(out.code, 0, "{sub} {flag}: {}", out.stderr);
-            assert!(out.stdout.contains("Usage: mcpgen"), "{sub} {flag}:\n{}", out.stdout);
-            assert_eq!(out.stderr, "");
-        }
-    }
     let top = env.run(&["--help"]);
     assert_eq!(top.code, 0);
-    for sub in ["up", "list", "sa-token", "sa-tokens", "remint-all", "sa-revoke", "sa-verify", "completions"] {
-        assert!(top.stdout.contains(sub), "top-level help lists {sub}");
+    assert_eq!(top.stderr, "");
+    let listed = subcommands(&top.stdout);
+    for sub in ["up", "list", "sa-token", "sa-tokens", "remint-all", "sa-revoke", "sa-verify", "serve", "client", "demo", "completions"] {
+        assert!(listed.iter().any(|l| l == sub), "top-level help lists {sub}:\n{}", top.stdout);
     }
-    let help = env.run(&["help", "sa-token"]);
-    assert_eq!(help.code, 0);
+    // Every subcommand the binary has, not a list kept by hand.
+    for sub in &listed {
+        for args in [vec![sub.as_str(), "--help"], vec![sub.as_str(), "-h"], vec!["help", sub.as_str()]] {
+            let out = env.run(&args);
+            assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+            assert!(out.stdout.contains(&format!("Usage: mcpgen {sub}")), "{args:?}:\n{}", out.stdout);
+            assert_eq!(out.stderr, "", "{args:?}");
+        }
+    }
     let sa_token = env.run(&["sa-token", "--help"]).stdout;
     for flag in ["--name", "--scopes", "--client-id", "--days", "--issuer", "--primary", "--print"] {
         assert!(sa_token.contains(flag), "sa-token --help documents {flag}");
+    }
+    let client = env.run(&["client", "--help"]).stdout;
+    for flag in [
+        "--sa-token",
+        "--tool",
+        "--args",
+        "--list-json",
+        "--list-details",
+        "--raw",
+        "--debug",
+        "--url",
+        "--header",
+        "-H",
+        "--timeout",
+        "--json-errors",
+        "--oauth",
+    ] {
+        assert!(client.contains(flag), "client --help lacks {flag}:\n{client}");
     }
     let version = env.run(&["--version"]);
     assert_eq!(version.code, 0);
     assert!(version.stdout.starts_with("mcpgen "), "{}", version.stdout);
     // No subcommand is a usage error.
-    assert_eq!(env.run(&[]).code, 2);
+    assert_eq!(env.run::<&str>(&[]).code, 2);
 }
 
 #[test]

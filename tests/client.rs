@@ -7,23 +7,23 @@
 //! "nothing was sent" is checked by running a marker client afterwards and finding only the
 //! marker's requests in the log.
 
-mod support_client;
+mod support;
 
 use std::time::Instant;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use support_client::*;
+use support::*;
 
 const P: &str = "p";
 
 /// A profile `p` (primary `default`, client `svc-p`, scopes orders.read products.read) and its
 /// server in mock mode.
-fn served() -> (Root, Served) {
-    let root = Root::with_profile(P);
-    let served = Served::start(&root, P, &["--mock"]);
-    (root, served)
+fn served() -> (Env, Server) {
+    let env = Env::with_profile(P);
+    let served = env.serve(P, &["--mock"]);
+    (env, served)
 }
 
 fn names(listing: &Value) -> Vec<String> {
@@ -35,9 +35,9 @@ fn names(listing: &Value) -> Vec<String> {
 
 #[test]
 fn lists_tools_visible_to_the_primary_token() {
-    let (root, server) = served();
+    let (env, server) = served();
     let from = server.log.len();
-    let run = root.client().args([P, "--url", &server.url]).run();
+    let run = env.client().args([P, "--url", &server.url]).run();
     run.expect(0);
     assert_eq!(
         run.stdout,
@@ -55,10 +55,10 @@ fn lists_tools_visible_to_the_primary_token() {
 
 #[test]
 fn calls_a_tool_as_a_named_token() {
-    let (root, server) = served();
-    root.token(P, "ci-bot", &["orders.read"]);
+    let (env, server) = served();
+    env.mint(P, "ci-bot", &["orders.read"]);
     let from = server.log.len();
-    let run = root.client().args([P, "--url", &server.url, "--sa-token", "ci-bot", "--tool", "getOrders", "--args", "{}"]).run();
+    let run = env.client().args([P, "--url", &server.url, "--sa-token", "ci-bot", "--tool", "getOrders", "--args", "{}"]).run();
     run.expect(0);
     let orders: Value = serde_json::from_str(&run.stdout).expect("JSON result");
     assert_eq!(orders[0]["id"], "ord-1001");
@@ -72,9 +72,9 @@ fn calls_a_tool_as_a_named_token() {
 
 #[test]
 fn tool_without_args_sends_an_empty_object() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp::default().start();
-    let run = root.client().args([P, "--url", &fake.url, "--tool", "echo"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--tool", "echo"]).run();
     run.expect(0);
     // The default echo tool sends its arguments back.
     assert_eq!(run.stdout, "{}\n");
@@ -84,17 +84,17 @@ fn tool_without_args_sends_an_empty_object() {
 
 #[test]
 fn token_choice_flag_then_env_then_client_env_then_mcp_json() {
-    let (root, server) = served();
-    root.token(P, "ci-bot", &["orders.read"]);
-    let env_jwt = root.token(P, "from-env", &["orders.read"]);
-    let file_jwt = root.token(P, "from-file", &["orders.read"]);
-    let client_env = root.profile_dir(P).join("client/client.env");
+    let (env, server) = served();
+    env.mint(P, "ci-bot", &["orders.read"]);
+    let env_jwt = env.mint(P, "from-env", &["orders.read"]);
+    let file_jwt = env.mint(P, "from-file", &["orders.read"]);
+    let client_env = env.profile_dir(P).join("client/client.env");
     std::fs::write(&client_env, format!("SERVICE_ACCOUNT_JWT={file_jwt}\n")).unwrap();
 
-    let seen = |extra: &[&str], env: Option<&str>| -> Vec<String> {
+    let seen = |extra: &[&str], variable: Option<&str>| -> Vec<String> {
         let from = server.log.len();
-        let mut cmd = root.client().args([P, "--url", &server.url]).args(extra);
-        if let Some(jwt) = env {
+        let mut cmd = env.client().args([P, "--url", &server.url]).args(extra);
+        if let Some(jwt) = variable {
             cmd = cmd.env("SERVICE_ACCOUNT_JWT", jwt);
         }
         cmd.run().expect(0);
@@ -117,17 +117,17 @@ fn token_choice_flag_then_env_then_client_env_then_mcp_json() {
 
 #[test]
 fn header_name_and_prefix_come_from_the_server_configuration() {
-    let root = Root::with_profile(P);
-    let config_path = root.profile_dir(P).join("mcp_server_config.json");
+    let env = Env::with_profile(P);
+    let config_path = env.profile_dir(P).join("mcp_server_config.json");
     let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
     let sa = &mut config["security"]["authentication"]["service_account"];
     sa["header"] = json!("X-Robot-Token");
     sa["prefix"] = json!("Token ");
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    let jwt = std::fs::read_to_string(root.profile_dir(P).join("sa/token.jwt")).unwrap().trim().to_owned();
+    let jwt = std::fs::read_to_string(env.profile_dir(P).join("sa/token.jwt")).unwrap().trim().to_owned();
 
     let fake = FakeMcp::default().start();
-    let run = root.client().args([P, "--url", &fake.url, "--debug"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--debug"]).run();
     run.expect(0);
     for request in fake.requests() {
         assert_eq!(request.header("x-robot-token"), Some(format!("Token {jwt}")));
@@ -137,16 +137,16 @@ fn header_name_and_prefix_come_from_the_server_configuration() {
     assert!(!run.stderr.contains(&jwt));
 
     // The real server, reading the same configuration, accepts it.
-    let server = Served::start(&root, P, &["--mock"]);
+    let server = env.serve(P, &["--mock"]);
     let from = server.log.len();
-    root.client().args([P, "--url", &server.url, "--tool", "getOrders"]).run().expect(0);
+    env.client().args([P, "--url", &server.url, "--tool", "getOrders"]).run().expect(0);
     assert!(clients_in(&server.requests_until_delete(from)).iter().all(|c| c == "svc-p"));
 }
 
 #[test]
 fn list_json_is_parseable_and_complete() {
-    let (root, server) = served();
-    let run = root.client().args([P, "--url", &server.url, "--list-json"]).run();
+    let (env, server) = served();
+    let run = env.client().args([P, "--url", &server.url, "--list-json"]).run();
     run.expect(0);
     let listing: Value = serde_json::from_str(&run.stdout).expect("--list-json prints JSON");
     assert_eq!(names(&listing), ["getOrders", "getOrder", "getProducts"]);
@@ -155,7 +155,7 @@ fn list_json_is_parseable_and_complete() {
     assert_eq!(get_order["inputSchema"]["required"], json!(["orderId"]));
 
     // With --tool: that tool only.
-    let run = root.client().args([P, "--url", &server.url, "--list-json", "--tool", "getOrder"]).run();
+    let run = env.client().args([P, "--url", &server.url, "--list-json", "--tool", "getOrder"]).run();
     run.expect(0);
     let listing: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(names(&listing), ["getOrder"]);
@@ -163,36 +163,36 @@ fn list_json_is_parseable_and_complete() {
 
 #[test]
 fn list_details_shows_input_schemas() {
-    let (root, server) = served();
-    let run = root.client().args([P, "--url", &server.url, "--list-details"]).run();
+    let (env, server) = served();
+    let run = env.client().args([P, "--url", &server.url, "--list-details"]).run();
     run.expect(0);
     assert_eq!(run.stdout.matches("  inputSchema:\n").count(), 3, "{}", run.stdout);
     assert!(run.stdout.contains("- getOrder: Get one order\n  inputSchema:\n    {\n"), "{}", run.stdout);
     assert!(run.stdout.contains("\"orderId\""), "{}", run.stdout);
     assert!(run.stdout.contains("annotations: {\"readOnlyHint\":true"), "{}", run.stdout);
 
-    let run = root.client().args([P, "--url", &server.url, "--list-details", "--tool", "getOrder"]).run();
+    let run = env.client().args([P, "--url", &server.url, "--list-details", "--tool", "getOrder"]).run();
     run.expect(0);
     assert!(run.stdout.starts_with("- getOrder: Get one order\n  inputSchema:\n"), "{}", run.stdout);
     assert_eq!(run.stdout.matches("inputSchema:").count(), 1, "{}", run.stdout);
     assert!(!run.stdout.contains("getOrders"), "{}", run.stdout);
 
     // A tool this token cannot see: exit 5 naming what it can see.
-    let run = root.client().args([P, "--url", &server.url, "--list-details", "--tool", "getCustomers"]).run();
+    let run = env.client().args([P, "--url", &server.url, "--list-details", "--tool", "getCustomers"]).run();
     run.expect(5);
     assert!(run.stderr.contains("getCustomers") && run.stderr.contains("getOrders"), "{}", run.stderr);
 }
 
 #[test]
 fn args_from_inline_json_file_and_stdin() {
-    let (root, server) = served();
-    let file = root.path().join("args.json");
+    let (env, server) = served();
+    let file = env.dir.path().join("args.json");
     std::fs::write(&file, r#"{"orderId": "ord-1001"}"#).unwrap();
     let at_file = format!("@{}", file.display());
     for run in [
-        root.client().args([P, "--url", &server.url, "--tool", "getOrder", "--args", r#"{"orderId":"ord-1001"}"#]).run(),
-        root.client().args([P, "--url", &server.url, "--tool", "getOrder", "--args", &at_file]).run(),
-        root.client().args([P, "--url", &server.url, "--tool", "getOrder", "--args", "-"]).stdin(r#"{"orderId": "ord-1001"}"#).run(),
+        env.client().args([P, "--url", &server.url, "--tool", "getOrder", "--args", r#"{"orderId":"ord-1001"}"#]).run(),
+        env.client().args([P, "--url", &server.url, "--tool", "getOrder", "--args", &at_file]).run(),
+        env.client().args([P, "--url", &server.url, "--tool", "getOrder", "--args", "-"]).stdin(r#"{"orderId": "ord-1001"}"#).run(),
     ] {
         run.expect(0);
         let order: Value = serde_json::from_str(&run.stdout).expect("JSON result");
@@ -202,7 +202,7 @@ fn args_from_inline_json_file_and_stdin() {
 
 #[test]
 fn args_are_checked_against_the_tool_schema_before_the_call() {
-    let (root, server) = served();
+    let (env, server) = served();
     let cases = [
         ("getOrder", "{}", "orderId: required field is missing"),
         ("getOrder", r#"{"orderId": 7}"#, "orderId: expected string, got integer"),
@@ -211,7 +211,7 @@ fn args_are_checked_against_the_tool_schema_before_the_call() {
     ];
     for (tool, args, message) in cases {
         let from = server.log.len();
-        let run = root.client().args([P, "--url", &server.url, "--tool", tool, "--args", args]).run();
+        let run = env.client().args([P, "--url", &server.url, "--tool", tool, "--args", args]).run();
         run.expect(2);
         assert!(run.stderr.contains(&format!("error: --args: {message}")), "{args}: {}", run.stderr);
         assert!(run.stderr.contains(&format!("--tool {tool} --list-details")), "{}", run.stderr);
@@ -223,10 +223,10 @@ fn args_are_checked_against_the_tool_schema_before_the_call() {
 
 #[test]
 fn bad_args_json_is_a_usage_error_before_any_request() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     // A closed port: had the client tried to connect, it would exit 4, not 2.
     let url = format!("http://127.0.0.1:{}/mcp", closed_port());
-    let missing = format!("@{}", root.path().join("missing.json").display());
+    let missing = format!("@{}", env.dir.path().join("missing.json").display());
     let cases: [(&str, Option<&str>, &str); 5] = [
         ("{orderId:", None, "--args: invalid JSON"),
         ("[1, 2]", None, "--args: must be a JSON object"),
@@ -235,7 +235,7 @@ fn bad_args_json_is_a_usage_error_before_any_request() {
         ("-", Some("not json"), "--args: invalid JSON"),
     ];
     for (args, stdin, message) in cases {
-        let mut cmd = root.client().args([P, "--url", &url, "--tool", "getOrder", "--args", args]);
+        let mut cmd = env.client().args([P, "--url", &url, "--tool", "getOrder", "--args", args]);
         if let Some(input) = stdin {
             cmd = cmd.stdin(input);
         }
@@ -251,23 +251,23 @@ fn bad_args_json_is_a_usage_error_before_any_request() {
 
 #[test]
 fn scope_refusal_exits_3_with_error_description_scope_and_metadata() {
-    let (root, server) = served();
-    let run = root.client().args([P, "--url", &server.url, "--tool", "getCustomers", "--args", "{}"]).run();
+    let (env, server) = served();
+    let run = env.client().args([P, "--url", &server.url, "--tool", "getCustomers", "--args", "{}"]).run();
     run.expect(3);
     assert!(run.stdout.is_empty());
     let stderr = &run.stderr;
     assert!(stderr.contains("HTTP 403 insufficient_scope"), "{stderr}");
     assert!(stderr.contains("the token lacks a required scope"), "{stderr}");
     assert!(stderr.contains("needs scope customers.read"), "{stderr}");
-    assert!(stderr.contains(&format!("{}/.well-known/oauth-protected-resource/mcp", server.base())), "{stderr}");
+    assert!(stderr.contains(&format!("{}/.well-known/oauth-protected-resource/mcp", server.base)), "{stderr}");
     assert!(stderr.contains("mcpgen sa-token p --name NAME --scopes customers.read"), "{stderr}");
 }
 
 #[test]
 fn invalid_token_exits_3_with_invalid_token() {
-    let (root, server) = served();
+    let (env, server) = served();
     // -H replaces the service-account header the profile would have sent.
-    let run = root.client().args([P, "--url", &server.url, "-H", "X-OEMCP-SERVICEACCOUNT: not-a-jwt"]).run();
+    let run = env.client().args([P, "--url", &server.url, "-H", "X-OEMCP-SERVICEACCOUNT: not-a-jwt"]).run();
     run.expect(3);
     assert!(run.stderr.contains("HTTP 401 invalid_token"), "{}", run.stderr);
     assert!(run.stderr.contains("/.well-known/oauth-protected-resource/mcp"), "{}", run.stderr);
@@ -275,25 +275,25 @@ fn invalid_token_exits_3_with_invalid_token() {
 
 #[test]
 fn no_token_at_all_exits_3_with_a_hint() {
-    let (root, server) = served();
+    let (env, server) = served();
     // No profile: only $SERVICE_ACCOUNT_JWT could supply a token, and it is unset.
-    let run = root.client().args(["--url", &server.url]).run();
+    let run = env.client().args(["--url", &server.url]).run();
     run.expect(3);
     assert!(run.stderr.contains("HTTP 401"), "{}", run.stderr);
     assert!(run.stderr.contains("a service-account token is required"), "{}", run.stderr);
     assert!(run.stderr.contains("hint: pass a token"), "{}", run.stderr);
 
     // The same, with the token in the environment: works without a profile.
-    let jwt = std::fs::read_to_string(root.profile_dir(P).join("sa/token.jwt")).unwrap();
-    let run = root.client().args(["--url", &server.url, "--tool", "getOrders"]).env("SERVICE_ACCOUNT_JWT", jwt.trim()).run();
+    let jwt = std::fs::read_to_string(env.profile_dir(P).join("sa/token.jwt")).unwrap();
+    let run = env.client().args(["--url", &server.url, "--tool", "getOrders"]).env("SERVICE_ACCOUNT_JWT", jwt.trim()).run();
     run.expect(0);
     assert!(run.stdout.contains("ord-1002"));
 }
 
 #[test]
 fn unknown_tool_exits_5() {
-    let (root, server) = served();
-    let run = root.client().args([P, "--url", &server.url, "--tool", "noSuchTool", "--args", "{}"]).run();
+    let (env, server) = served();
+    let run = env.client().args([P, "--url", &server.url, "--tool", "noSuchTool", "--args", "{}"]).run();
     run.expect(5);
     assert!(run.stderr.contains("no tool named \"noSuchTool\""), "{}", run.stderr);
     assert!(run.stderr.contains("hint: tools this token sees: getOrders, getOrder, getProducts"), "{}", run.stderr);
@@ -301,10 +301,10 @@ fn unknown_tool_exits_5() {
 
 #[test]
 fn downstream_failure_is_a_tool_error_exit_5() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let downstream = format!("http://127.0.0.1:{}", closed_port());
-    let server = Served::start(&root, P, &["--downstream", &downstream]);
-    let run = root.client().args([P, "--url", &server.url, "--tool", "getOrders", "--args", "{}"]).run();
+    let server = env.serve(P, &["--downstream", &downstream]);
+    let run = env.client().args([P, "--url", &server.url, "--tool", "getOrders", "--args", "{}"]).run();
     run.expect(5);
     assert!(run.stderr.contains("tool getOrders reported an error"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
@@ -312,15 +312,15 @@ fn downstream_failure_is_a_tool_error_exit_5() {
 
 #[test]
 fn expired_token_is_refused_locally_and_nothing_is_sent() {
-    let (root, server) = served();
-    let dir = root.profile_dir(P);
-    let key = mcpgen::keys::PrivateKey::from_pem(&std::fs::read_to_string(dir.join("sa/private.pem")).unwrap()).unwrap();
-    let minter = mcpgen::token::Minter::new(&key).unwrap();
-    let template = claims(std::fs::read_to_string(dir.join("sa/token.jwt")).unwrap().trim());
+    let (env, server) = served();
+    let dir = env.profile_dir(P);
+    let key = private_key(&env, P);
+    let minter = lib::Minter::new(&key).unwrap();
+    let template = jwt_claims(std::fs::read_to_string(dir.join("sa/token.jwt")).unwrap().trim());
     let now = chrono::Utc::now().timestamp();
     let mint = |exp: i64| {
         minter
-            .mint(&mcpgen::token::Claims {
+            .mint(&lib::Claims {
                 iss: template["iss"].as_str().unwrap().into(),
                 sub: "old-bot".into(),
                 client_id: "old-bot".into(),
@@ -329,26 +329,26 @@ fn expired_token_is_refused_locally_and_nothing_is_sent() {
                 iat: now - 7200,
                 nbf: now - 7200,
                 exp,
-                jti: mcpgen::token::new_jti(),
+                jti: lib::new_jti(),
             })
             .unwrap()
     };
 
     // Control: the same token, still valid, is accepted (so the refusal below is the expiry).
     let from = server.log.len();
-    root.client().args([P, "--url", &server.url]).env("SERVICE_ACCOUNT_JWT", mint(now + 3600)).run().expect(0);
+    env.client().args([P, "--url", &server.url]).env("SERVICE_ACCOUNT_JWT", mint(now + 3600)).run().expect(0);
     assert_eq!(clients_in(&server.requests_until_delete(from)).first().map(String::as_str), Some("old-bot"));
 
     let expired = mint(now - 3600);
     for args in [vec![P, "--url", &server.url], vec!["--url", &server.url]] {
         let from = server.log.len();
-        let run = root.client().args(&args).env("SERVICE_ACCOUNT_JWT", &expired).run();
+        let run = env.client().args(&args).env("SERVICE_ACCOUNT_JWT", &expired).run();
         run.expect(3);
         assert!(run.stderr.contains("$SERVICE_ACCOUNT_JWT expired at"), "{}", run.stderr);
         assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
         assert!(!run.stderr.contains(&expired), "the token leaked: {}", run.stderr);
         // The marker run's requests are the only ones the server saw since.
-        root.client().args([P, "--url", &server.url]).run().expect(0);
+        env.client().args([P, "--url", &server.url]).run().expect(0);
         let log = server.requests_until_delete(from);
         assert!(clients_in(&log).iter().all(|c| c == "svc-p"), "the expired token reached the server: {log:?}");
     }
@@ -356,22 +356,22 @@ fn expired_token_is_refused_locally_and_nothing_is_sent() {
 
 #[test]
 fn revoked_token_is_refused_locally_and_nothing_is_sent() {
-    let (root, server) = served();
-    let jwt = root.token(P, "ci-bot", &["orders.read"]);
+    let (env, server) = served();
+    let jwt = env.mint(P, "ci-bot", &["orders.read"]);
     // Control: before revocation it works.
-    root.client().args([P, "--url", &server.url]).env("SERVICE_ACCOUNT_JWT", &jwt).run().expect(0);
-    root.ok(&["sa-revoke", P, "--name", "ci-bot"]);
+    env.client().args([P, "--url", &server.url]).env("SERVICE_ACCOUNT_JWT", &jwt).run().expect(0);
+    env.ok(&["sa-revoke", P, "--name", "ci-bot"]);
 
     let from = server.log.len();
-    let run = root.client().args([P, "--url", &server.url, "--tool", "getOrders"]).env("SERVICE_ACCOUNT_JWT", &jwt).run();
+    let run = env.client().args([P, "--url", &server.url, "--tool", "getOrders"]).env("SERVICE_ACCOUNT_JWT", &jwt).run();
     run.expect(3);
     assert!(run.stderr.contains("$SERVICE_ACCOUNT_JWT has been revoked; nothing was sent"), "{}", run.stderr);
-    root.client().args([P, "--url", &server.url]).run().expect(0);
+    env.client().args([P, "--url", &server.url]).run().expect(0);
     let log = server.requests_until_delete(from);
     assert!(clients_in(&log).iter().all(|c| c == "svc-p"), "the revoked token reached the server: {log:?}");
 
     // The token is gone from the profile, so naming it is a usage error.
-    let run = root.client().args([P, "--url", &server.url, "--sa-token", "ci-bot"]).run();
+    let run = env.client().args([P, "--url", &server.url, "--sa-token", "ci-bot"]).run();
     run.expect(2);
     assert!(run.stderr.contains("ci-bot"), "{}", run.stderr);
 }
@@ -381,9 +381,9 @@ fn revoked_token_is_refused_locally_and_nothing_is_sent() {
 
 #[test]
 fn closed_port_exits_4() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let url = format!("http://127.0.0.1:{}/mcp", closed_port());
-    let run = root.client().args([P, "--url", &url]).run();
+    let run = env.client().args([P, "--url", &url]).run();
     run.expect(4);
     assert!(run.stderr.contains(&format!("cannot reach {url}")), "{}", run.stderr);
     assert!(run.stderr.contains("hint: is the server running? start it with `mcpgen serve p`"), "{}", run.stderr);
@@ -391,12 +391,12 @@ fn closed_port_exits_4() {
 
 #[test]
 fn silent_server_times_out_exit_4() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     // Bound and never accepted: the kernel completes the handshake, nobody ever answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().unwrap().port());
     let started = Instant::now();
-    let run = root.client().args([P, "--url", &url, "--timeout", "0.5"]).run();
+    let run = env.client().args([P, "--url", &url, "--timeout", "0.5"]).run();
     let elapsed = started.elapsed();
     run.expect(4);
     assert!(run.stderr.contains("timed out"), "{}", run.stderr);
@@ -407,7 +407,7 @@ fn silent_server_times_out_exit_4() {
 
 #[test]
 fn invalid_flags_and_values_exit_2() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let url = format!("http://127.0.0.1:{}/mcp", closed_port());
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec![P, "--url", &url, "--timeout", "0"], "--timeout"),
@@ -427,50 +427,26 @@ fn invalid_flags_and_values_exit_2() {
         (vec![P, "--url", &url, "--oauth", "/nonexistent/oauth.yaml"], "--oauth"),
     ];
     for (args, needle) in cases {
-        let run = root.client().args(&args).run();
+        let run = env.client().args(&args).run();
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert!(run.stderr.contains(needle), "{args:?}: expected {needle:?} in {}", run.stderr);
     }
 }
 
 #[test]
-fn help_documents_every_flag() {
-    let root = Root::new();
-    let run = root.client().arg("--help").run();
-    run.expect(0);
-    for flag in [
-        "--sa-token",
-        "--tool",
-        "--args",
-        "--list-json",
-        "--list-details",
-        "--raw",
-        "--debug",
-        "--url",
-        "--header",
-        "-H",
-        "--timeout",
-        "--json-errors",
-        "--oauth",
-    ] {
-        assert!(run.stdout.contains(flag), "--help lacks {flag}:\n{}", run.stdout);
-    }
-}
-
-#[test]
 fn http_error_without_json_rpc_exits_1() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = Fake::start(|_| (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response());
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(1);
     assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
 }
 
 #[test]
 fn unsupported_protocol_version_exits_1() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp { version: Some("1999-01-01".into()), ..FakeMcp::default() }.start();
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(1);
     assert!(run.stderr.contains("\"1999-01-01\""), "{}", run.stderr);
     assert!(run.stderr.contains("2025-06-18"), "{}", run.stderr);
@@ -480,7 +456,7 @@ fn unsupported_protocol_version_exits_1() {
 
 #[test]
 fn json_errors_prints_one_json_object_with_the_exit_code() {
-    let (root, server) = served();
+    let (env, server) = served();
     let closed = format!("http://127.0.0.1:{}/mcp", closed_port());
     let cases: Vec<(Vec<&str>, i64, &str)> = vec![
         (vec![P, "--url", &server.url, "--tool", "getOrder", "--args", "{}"], 2, "orderId"),
@@ -489,7 +465,7 @@ fn json_errors_prints_one_json_object_with_the_exit_code() {
         (vec![P, "--url", &server.url, "--tool", "nope"], 5, "no tool named"),
     ];
     for (args, code, needle) in cases {
-        let run = root.client().args(&args).arg("--json-errors").run();
+        let run = env.client().args(&args).arg("--json-errors").run();
         run.expect(code as i32);
         let error = run.error_json();
         assert_eq!(error["exit_code"], code, "{error}");
@@ -504,10 +480,10 @@ fn json_errors_prints_one_json_object_with_the_exit_code() {
 
 #[test]
 fn url_and_headers_reach_the_server() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp::default().start();
-    let primary = std::fs::read_to_string(root.profile_dir(P).join("sa/token.jwt")).unwrap().trim().to_owned();
-    let run = root.client().args([P, "--url", &fake.url, "-H", "X-Team: blue", "--header", "X-Trace:  abc 123 "]).run();
+    let primary = std::fs::read_to_string(env.profile_dir(P).join("sa/token.jwt")).unwrap().trim().to_owned();
+    let run = env.client().args([P, "--url", &fake.url, "-H", "X-Team: blue", "--header", "X-Trace:  abc 123 "]).run();
     run.expect(0);
     assert!(run.stdout.starts_with("Tools: 1 | Prompts: 0\nToolNames:\n- echo: Echo the arguments back\n"), "{}", run.stdout);
     let requests = fake.requests();
@@ -524,7 +500,7 @@ fn url_and_headers_reach_the_server() {
 
     // -H with the service-account header's name replaces the token, not adds a second one.
     let fake = FakeMcp::default().start();
-    root.client().args([P, "--url", &fake.url, "-H", "x-oemcp-serviceaccount: override"]).run().expect(0);
+    env.client().args([P, "--url", &fake.url, "-H", "x-oemcp-serviceaccount: override"]).run().expect(0);
     for request in fake.requests() {
         let values: Vec<_> = request.headers.get_all(SA_HEADER).iter().collect();
         assert_eq!(values, ["override"]);
@@ -533,9 +509,9 @@ fn url_and_headers_reach_the_server() {
 
 #[test]
 fn sessions_and_protocol_version_are_sent_after_initialize() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp { version: Some("2025-03-26".into()), ..FakeMcp::default() }.start();
-    root.client().args([P, "--url", &fake.url, "--tool", "echo", "--args", r#"{"x": 1}"#]).run().expect(0);
+    env.client().args([P, "--url", &fake.url, "--tool", "echo", "--args", r#"{"x": 1}"#]).run().expect(0);
     let requests = fake.requests();
     let init = &requests[0];
     assert_eq!(init.rpc(), "initialize");
@@ -553,14 +529,14 @@ fn sessions_and_protocol_version_are_sent_after_initialize() {
 
 #[test]
 fn sse_replies_with_priming_event_split_chunks_and_notifications() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake =
         FakeMcp { sse: true, pages: vec![vec![tool("echo", "Echo over SSE"), tool("second", "Another")]], ..FakeMcp::default() }.start();
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(0);
     assert_eq!(run.stdout, "Tools: 2 | Prompts: 0\nToolNames:\n- echo: Echo over SSE\n- second: Another\n");
 
-    let run = root.client().args([P, "--url", &fake.url, "--tool", "echo", "--args", r#"{"word": "ünïcode"}"#]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--tool", "echo", "--args", r#"{"word": "ünïcode"}"#]).run();
     run.expect(0);
     let echoed: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(echoed, json!({"word": "ünïcode"}));
@@ -568,18 +544,18 @@ fn sse_replies_with_priming_event_split_chunks_and_notifications() {
 
 #[test]
 fn sse_stream_ending_without_the_response_exits_1() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = Fake::start(|_| sse_chunks(vec!["id: 0\ndata:\n\n".into(), ": nothing more\n\n".into()]));
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(1);
     assert!(run.stderr.contains("SSE stream ended without a response"), "{}", run.stderr);
 }
 
 #[test]
 fn forgotten_session_is_initialized_again_once() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp { forget_session_once: true, ..FakeMcp::default() }.start();
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(0);
     assert!(run.stdout.contains("- echo: "), "{}", run.stdout);
     let seen: Vec<(String, String, Option<String>)> =
@@ -601,13 +577,13 @@ fn forgotten_session_is_initialized_again_once() {
 
 #[test]
 fn session_that_keeps_vanishing_is_not_retried_forever() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     // initialize works; every request after it gets 404, again and again.
     let fake = Fake::start(|req| match req.rpc().as_str() {
         "initialize" | "notifications/initialized" | "" => minimal_mcp(req),
         _ => (StatusCode::NOT_FOUND, "gone").into_response(),
     });
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(1);
     assert!(run.stderr.contains("does not know the session"), "{}", run.stderr);
     let initializes = fake.requests().iter().filter(|r| r.rpc() == "initialize").count();
@@ -632,13 +608,13 @@ fn minimal_mcp(req: &Recorded) -> axum::response::Response {
 
 #[test]
 fn tools_list_follows_next_cursor() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp {
         pages: vec![vec![tool("a", "first"), tool("b", "second")], vec![tool("c", "third")], vec![tool("d", "fourth"), tool("e", "fifth")]],
         ..FakeMcp::default()
     }
     .start();
-    let run = root.client().args([P, "--url", &fake.url, "--list-json"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--list-json"]).run();
     run.expect(0);
     let listing: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(names(&listing), ["a", "b", "c", "d", "e"]);
@@ -649,20 +625,20 @@ fn tools_list_follows_next_cursor() {
 
 #[test]
 fn prompts_are_counted_when_the_server_has_them() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let prompts = Some(vec![json!({"name": "summarize"}), json!({"name": "triage"})]);
     let fake = FakeMcp { prompts, ..FakeMcp::default() }.start();
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(0);
     assert!(run.stdout.starts_with("Tools: 1 | Prompts: 2\nToolNames:\n"), "{}", run.stdout);
-    let run = root.client().args([P, "--url", &fake.url, "--list-json"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--list-json"]).run();
     let listing: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(listing["prompts"][1]["name"], "triage");
 }
 
 #[test]
 fn control_characters_from_the_server_are_escaped() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp {
         pages: vec![vec![
             tool("evil", "Looks fine\u{1b}[2J\u{1b}[31m red\u{7}\nsecond line\ttab"),
@@ -672,34 +648,34 @@ fn control_characters_from_the_server_are_escaped() {
         ..FakeMcp::default()
     }
     .start();
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(0);
     assert!(!run.stdout.chars().any(|c| c.is_control() && c != '\n'), "raw control characters: {:?}", run.stdout);
     assert!(run.stdout.contains("- evil: Looks fine\\u{1b}[2J\\u{1b}[31m red\\u{7} second line tab\n"), "{:?}", run.stdout);
     assert!(run.stdout.contains("- sneaky\\u{1b}]0;title\\u{7}: named badly\n"), "{:?}", run.stdout);
 
-    let run = root.client().args([P, "--url", &fake.url, "--list-details"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--list-details"]).run();
     run.expect(0);
     assert!(!run.stdout.chars().any(|c| c.is_control() && c != '\n'), "raw control characters: {:?}", run.stdout);
 
     // Tool names in the hint of an unknown tool.
-    let run = root.client().args([P, "--url", &fake.url, "--list-details", "--tool", "\u{1b}[31mnope"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--list-details", "--tool", "\u{1b}[31mnope"]).run();
     run.expect(5);
     assert!(!run.stderr.chars().any(|c| c.is_control() && c != '\n'), "raw control characters: {:?}", run.stderr);
     assert!(run.stderr.contains("sneaky\\u{1b}]0;title\\u{7}"), "{:?}", run.stderr);
 
     // A non-JSON text result is escaped too, unless --raw asks for it untouched.
-    let run = root.client().args([P, "--url", &fake.url, "--tool", "evil"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--tool", "evil"]).run();
     run.expect(0);
     assert_eq!(run.stdout, "plain \\u{1b}[31mred\\u{1b}[0m text\n");
-    let run = root.client().args([P, "--url", &fake.url, "--tool", "evil", "--raw"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--tool", "evil", "--raw"]).run();
     run.expect(0);
     assert_eq!(run.stdout, "plain \u{1b}[31mred\u{1b}[0m text\n");
 }
 
 #[test]
 fn server_error_messages_are_escaped() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = Fake::start(|req| {
         if req.rpc() == "tools/list" {
             let id = req.json()["id"].clone();
@@ -708,7 +684,7 @@ fn server_error_messages_are_escaped() {
         }
         minimal_mcp(req)
     });
-    let run = root.client().args([P, "--url", &fake.url]).run();
+    let run = env.client().args([P, "--url", &fake.url]).run();
     run.expect(1);
     assert!(run.stderr.contains("internal \\u{1b}[2J"), "{:?}", run.stderr);
     assert!(!run.stderr.chars().any(|c| c.is_control() && c != '\n'), "raw control characters: {:?}", run.stderr);
@@ -716,7 +692,7 @@ fn server_error_messages_are_escaped() {
 
 #[test]
 fn raw_prints_the_text_as_sent() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp {
         call: std::sync::Arc::new(
             |_| json!({"content": [{"type": "text", "text": "{\"b\":[1,2],\"a\":\"x\"}"}], "structuredContent": {"b": [1, 2], "a": "x"}}),
@@ -724,23 +700,23 @@ fn raw_prints_the_text_as_sent() {
         ..FakeMcp::default()
     }
     .start();
-    let pretty = root.client().args([P, "--url", &fake.url, "--tool", "echo"]).run();
+    let pretty = env.client().args([P, "--url", &fake.url, "--tool", "echo"]).run();
     pretty.expect(0);
     assert_eq!(pretty.stdout, "{\n  \"b\": [\n    1,\n    2\n  ],\n  \"a\": \"x\"\n}\n");
-    let raw = root.client().args([P, "--url", &fake.url, "--tool", "echo", "--raw"]).run();
+    let raw = env.client().args([P, "--url", &fake.url, "--tool", "echo", "--raw"]).run();
     raw.expect(0);
     assert_eq!(raw.stdout, "{\"b\":[1,2],\"a\":\"x\"}\n");
 }
 
 #[test]
 fn tool_error_result_exits_5() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp {
         call: std::sync::Arc::new(|_| json!({"content": [{"type": "text", "text": "database is on fire"}], "isError": true})),
         ..FakeMcp::default()
     }
     .start();
-    let run = root.client().args([P, "--url", &fake.url, "--tool", "echo", "--args", "{}"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--tool", "echo", "--args", "{}"]).run();
     run.expect(5);
     assert!(run.stderr.contains("tool echo reported an error: database is on fire"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
@@ -748,7 +724,7 @@ fn tool_error_result_exits_5() {
 
 #[test]
 fn json_rpc_error_from_a_call_exits_5() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let server = Fake::start(|req| {
         if req.rpc() == "tools/call" {
             let id = req.json()["id"].clone();
@@ -759,16 +735,16 @@ fn json_rpc_error_from_a_call_exits_5() {
         }
         minimal_mcp(req)
     });
-    let run = root.client().args([P, "--url", &server.url, "--tool", "anything"]).run();
+    let run = env.client().args([P, "--url", &server.url, "--tool", "anything"]).run();
     run.expect(5);
     assert!(run.stderr.contains("tool anything failed: backend offline (JSON-RPC error -32000)"), "{}", run.stderr);
 }
 
 #[test]
 fn debug_traces_http_with_credentials_redacted() {
-    let (root, server) = served();
-    let jwt = std::fs::read_to_string(root.profile_dir(P).join("sa/token.jwt")).unwrap().trim().to_owned();
-    let run = root
+    let (env, server) = served();
+    let jwt = std::fs::read_to_string(env.profile_dir(P).join("sa/token.jwt")).unwrap().trim().to_owned();
+    let run = env
         .client()
         .args([P, "--url", &server.url, "--debug", "--tool", "getOrders"])
         .args(["-H", "X-Api-Key: hunter2-very-secret", "-H", "Authorization: Bearer bearer-secret-42"])
@@ -791,13 +767,13 @@ fn debug_traces_http_with_credentials_redacted() {
 
 #[test]
 fn debug_redacts_cookies_the_server_sets() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = Fake::start(|req| {
         let mut response = minimal_mcp(req);
         response.headers_mut().insert("set-cookie", "sid=cookie-s3cret; HttpOnly".parse().unwrap());
         response
     });
-    let run = root.client().args([P, "--url", &fake.url, "--debug"]).run();
+    let run = env.client().args([P, "--url", &fake.url, "--debug"]).run();
     run.expect(0);
     assert!(run.stderr.contains("< set-cookie: <redacted>"), "{}", run.stderr);
     assert!(!run.stderr.contains("cookie-s3cret"), "{}", run.stderr);
@@ -805,16 +781,16 @@ fn debug_redacts_cookies_the_server_sets() {
 
 #[test]
 fn passwords_in_the_url_stay_out_of_traces_and_errors() {
-    let root = Root::with_profile(P);
+    let env = Env::with_profile(P);
     let fake = FakeMcp::default().start();
     let url = fake.url.replace("http://", "http://alice:pw-s3cret@");
-    let run = root.client().args([P, "--url", &url, "--debug"]).run();
+    let run = env.client().args([P, "--url", &url, "--debug"]).run();
     run.expect(0);
     assert!(run.stderr.contains("DELETE http://alice:redacted@127.0.0.1:"), "{}", run.stderr);
     assert!(!run.stderr.contains("pw-s3cret"), "{}", run.stderr);
 
     let closed = format!("http://alice:pw-s3cret@127.0.0.1:{}/mcp", closed_port());
-    let run = root.client().args([P, "--url", &closed]).run();
+    let run = env.client().args([P, "--url", &closed]).run();
     run.expect(4);
     assert!(run.stderr.contains("cannot reach http://alice:redacted@127.0.0.1:"), "{}", run.stderr);
     assert!(!run.stderr.contains("pw-s3cret"), "{}", run.stderr);
@@ -828,8 +804,8 @@ fn oauth_fake(status: StatusCode, body: Value) -> Fake {
     FakeMcp { other: Some(std::sync::Arc::new(move |_req: &Recorded| json_reply(status, &body))), ..FakeMcp::default() }.start()
 }
 
-fn write_oauth(root: &Root, text: &str) -> String {
-    let path = root.path().join("oauth.yaml");
+fn write_oauth(env: &Env, text: &str) -> String {
+    let path = env.dir.path().join("oauth.yaml");
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
@@ -850,10 +826,10 @@ authentication:
 
 #[test]
 fn oauth_client_credentials_fetches_once_and_sends_both_headers() {
-    let root = Root::new();
+    let env = Env::new();
     let fake = oauth_fake(StatusCode::OK, json!({"access_token": "at-5ecret-token", "token_type": "Bearer", "expires_in": 3600}));
-    let file = write_oauth(&root, SEED_003_YAML);
-    let run = root
+    let file = write_oauth(&env, SEED_003_YAML);
+    let run = env
         .client()
         .args(["--url", &fake.url, "--oauth", &file, "--tool", "echo", "--args", r#"{"q": 1}"#, "--debug"])
         .env("MCPGEN_T_CLIENT_ID", "svc-robot")
@@ -895,16 +871,16 @@ fn oauth_client_credentials_fetches_once_and_sends_both_headers() {
 
 #[test]
 fn oauth_plain_block_with_scope_list() {
-    let root = Root::new();
+    let env = Env::new();
     let fake = oauth_fake(StatusCode::OK, json!({"access_token": "tok-2", "expires_in": 600}));
     let file = write_oauth(
-        &root,
+        &env,
         &format!(
             "{{\"client_id\": \"a\", \"client_secret\": \"b\", \"token_url\": \"{}/token\", \"scopes\": [\"x.read\", \"y.write\"]}}",
             fake.base
         ),
     );
-    root.client().args(["--url", &fake.url, "--oauth", &file]).run().expect(0);
+    env.client().args(["--url", &fake.url, "--oauth", &file]).run().expect(0);
     let token_requests = fake.requests_to("/token");
     assert_eq!(token_requests.len(), 1);
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&token_requests[0].body).into_owned().collect();
@@ -914,10 +890,10 @@ fn oauth_plain_block_with_scope_list() {
 
 #[test]
 fn oauth_token_endpoint_refusal_exits_3() {
-    let root = Root::new();
+    let env = Env::new();
     let fake = oauth_fake(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client", "error_description": "bad secret"}));
-    let file = write_oauth(&root, &format!("client_id: a\nclient_secret: b\ntoken_url: {}/token\nscopes: s.read\n", fake.base));
-    let run = root.client().args(["--url", &fake.url, "--oauth", &file]).run();
+    let file = write_oauth(&env, &format!("client_id: a\nclient_secret: b\ntoken_url: {}/token\nscopes: s.read\n", fake.base));
+    let run = env.client().args(["--url", &fake.url, "--oauth", &file]).run();
     run.expect(3);
     assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
     assert!(run.stderr.contains("bad secret"), "{}", run.stderr);
@@ -926,25 +902,25 @@ fn oauth_token_endpoint_refusal_exits_3() {
 
 #[test]
 fn oauth_configuration_errors_exit_2_and_name_the_problem() {
-    let root = Root::new();
+    let env = Env::new();
     let url = format!("http://127.0.0.1:{}/mcp", closed_port());
-    let file = write_oauth(&root, SEED_003_YAML);
-    let run = root.client().args(["--url", &url, "--oauth", &file]).env("MCPGEN_T_CLIENT_ID", "x").run();
+    let file = write_oauth(&env, SEED_003_YAML);
+    let run = env.client().args(["--url", &url, "--oauth", &file]).env("MCPGEN_T_CLIENT_ID", "x").run();
     run.expect(2);
     assert!(run.stderr.contains("MCPGEN_T_CLIENT_SECRET"), "{}", run.stderr);
 
-    let file = write_oauth(&root, "client_id: a\ntoken_url: http://127.0.0.1:1/token\n");
-    let run = root.client().args(["--url", &url, "--oauth", &file]).run();
+    let file = write_oauth(&env, "client_id: a\ntoken_url: http://127.0.0.1:1/token\n");
+    let run = env.client().args(["--url", &url, "--oauth", &file]).run();
     run.expect(2);
     assert!(run.stderr.contains("client_secret is required"), "{}", run.stderr);
 }
 
 #[test]
 fn oauth_token_endpoint_unreachable_exits_4() {
-    let root = Root::new();
+    let env = Env::new();
     let fake = FakeMcp::default().start();
-    let file = write_oauth(&root, &format!("client_id: a\nclient_secret: b\ntoken_url: http://127.0.0.1:{}/token\n", closed_port()));
-    let run = root.client().args(["--url", &fake.url, "--oauth", &file]).run();
+    let file = write_oauth(&env, &format!("client_id: a\nclient_secret: b\ntoken_url: http://127.0.0.1:{}/token\n", closed_port()));
+    let run = env.client().args(["--url", &fake.url, "--oauth", &file]).run();
     run.expect(4);
     assert!(run.stderr.contains("/token"), "{}", run.stderr);
     assert!(fake.requests().is_empty());
@@ -952,12 +928,12 @@ fn oauth_token_endpoint_unreachable_exits_4() {
 
 #[test]
 fn redirects_are_not_followed_so_the_token_stays_home() {
-    let root = Root::with_profile("p");
+    let env = Env::with_profile("p");
     let elsewhere = Fake::start(|_| json_reply(StatusCode::OK, &json!({})));
     let location = format!("{}/mcp", elsewhere.base);
     let redirecting =
         Fake::start(move |_| (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, location.clone())]).into_response());
-    let run = root.client().args(["p", "--url", &redirecting.url]).run();
+    let run = env.client().args(["p", "--url", &redirecting.url]).run();
     run.expect(1);
     assert!(run.stderr.contains("307"), "{}", run.stderr);
     assert_eq!(redirecting.requests().len(), 1);
@@ -967,10 +943,10 @@ fn redirects_are_not_followed_so_the_token_stays_home() {
 
 #[test]
 fn a_huge_expires_in_from_the_token_endpoint_is_not_a_crash() {
-    let root = Root::new();
+    let env = Env::new();
     let fake = oauth_fake(StatusCode::OK, json!({"access_token": "tok-3", "expires_in": u64::MAX}));
-    let file = write_oauth(&root, &format!("client_id: a\nclient_secret: b\ntoken_url: {}/token\n", fake.base));
-    let run = root.client().args(["--url", &fake.url, "--oauth", &file]).run();
+    let file = write_oauth(&env, &format!("client_id: a\nclient_secret: b\ntoken_url: {}/token\n", fake.base));
+    let run = env.client().args(["--url", &fake.url, "--oauth", &file]).run();
     run.expect(0);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert_eq!(fake.requests_to("/token").len(), 1);

@@ -1,16 +1,19 @@
 //! Many processes on one profile, and processes killed mid-change: the profile lock must lose
 //! nothing, and the journal must leave every token signed by one and the same key whenever a
-//! `remint-all` is killed.
+//! `remint-all` is killed — before its commit point, between the commit and the end of the
+//! apply (the next command replays the journal), or after.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::mem::MaybeUninit;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use support::*;
 
 #[test]
 fn fifty_concurrent_sa_token_processes_lose_nothing() {
@@ -22,9 +25,9 @@ fn fifty_concurrent_sa_token_processes_lose_nothing() {
     for (i, name) in names.iter().enumerate() {
         let days = (i + 1).to_string();
         let scope = format!("scope.{i}");
-        writers.push(env.cmd(&["sa-token", "p", "--name", name, "--days", &days, "--scopes", &scope]).spawn().unwrap());
+        writers.push(env.cmd(&["sa-token", "p", "--name", name, "--days", &days, "--scopes", &scope]).spawn());
         if i % 5 == 0 {
-            readers.push(env.cmd(&["sa-tokens", "p", "--json"]).spawn().unwrap());
+            readers.push(env.cmd(&["sa-tokens", "p", "--json"]).spawn());
         }
     }
     for (name, child) in names.iter().zip(writers) {
@@ -62,7 +65,7 @@ fn fifty_concurrent_sa_token_processes_lose_nothing() {
             let jwt = read_text(&path).trim().to_owned();
             assert_eq!(jwt_claims(&jwt)["jti"], t["jti"], "{name}");
             verify_with(&jwt, key, "oemcp-local", "http://127.0.0.1:8000/mcp").unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name.to_owned(), env.cmd(&["sa-verify", "p", "--name", name]).spawn().unwrap())
+            (name.to_owned(), env.cmd(&["sa-verify", "p", "--name", name]).spawn())
         })
         .collect();
     for (name, child) in verifiers {
@@ -89,7 +92,7 @@ fn assert_one_key_everywhere(env: &Env, expected_tokens: usize) -> String {
     let profile = env.profile_json("p");
     let kid = profile["key_id"].as_str().unwrap().to_owned();
     // Private key, public key, server config and every token agree.
-    let private = mcpgen::keys::PrivateKey::from_pem(&read_text(&env.file("p", "sa/private.pem"))).unwrap();
+    let private = private_key(env, "p");
     assert_eq!(private.public().thumbprint(), kid, "sa/private.pem is not the key of key_id");
     let public = public_key(env, "p");
     assert_eq!(public.thumbprint(), kid, "sa/public.pem is not the key of key_id");
@@ -116,8 +119,76 @@ fn assert_one_key_everywhere(env: &Env, expected_tokens: usize) -> String {
     kid
 }
 
+/// Where a SIGKILL of `remint-all` is aimed.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// This long after the start.
+    After(Duration),
+    /// The moment `.journal` is renamed into place (the commit point), before the files are
+    /// applied: watched with inotify, so the kill follows the rename by microseconds, not by
+    /// the luck of a timer on a busy machine.
+    AtCommit,
+}
+
+/// Start `remint-all p`, SIGKILL it as `kill` says and wait for it. Whether it had finished, and
+/// whether its journal is still there — seen before any other command can replay it.
+fn remint_and_kill(env: &Env, kill: Kill) -> (bool, bool) {
+    let mut child = match kill {
+        Kill::After(delay) => {
+            let child = env.cmd(&["remint-all", "p"]).spawn();
+            std::thread::sleep(delay);
+            child
+        }
+        Kill::AtCommit => {
+            let (committed, child) = spawn_watching_the_journal(env);
+            let started = Instant::now();
+            let outcome = committed.recv_timeout(WAIT);
+            assert!(matches!(outcome, Ok(Watched::Committed | Watched::Ended)), "no commit and no exit after {:?}", started.elapsed());
+            child
+        }
+    };
+    let _ = child.kill(); // SIGKILL; an error only means it already exited
+    let status = child.wait().unwrap();
+    (status.success(), env.file("p", ".journal").exists())
+}
+
+/// What the inotify watch on the profile folder saw first.
+enum Watched {
+    /// `.journal` was renamed into place.
+    Committed,
+    /// `.lock` was closed: the process ended without committing.
+    Ended,
+}
+
+/// `remint-all p`, started once an inotify watch on the profile folder is in place; the
+/// receiver hears of the commit (or of the process ending without one).
+fn spawn_watching_the_journal(env: &Env) -> (mpsc::Receiver<Watched>, std::process::Child) {
+    use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+    let watch = inotify::init(CreateFlags::CLOEXEC).expect("inotify_init1");
+    inotify::add_watch(&watch, env.profile_dir("p"), WatchFlags::MOVED_TO | WatchFlags::CLOSE_WRITE).expect("inotify_add_watch");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [MaybeUninit::uninit(); 4096];
+        let mut events = inotify::Reader::new(&watch, &mut buf);
+        while let Ok(event) = events.next() {
+            let name = event.file_name().map(|n| n.to_bytes());
+            let seen = match name {
+                Some(b".journal") if event.events().contains(ReadFlags::MOVED_TO) => Watched::Committed,
+                // The lock file is open for writing from start to exit in mcpgen only.
+                Some(b".lock") if event.events().contains(ReadFlags::CLOSE_WRITE) => Watched::Ended,
+                _ => continue,
+            };
+            let _ = tx.send(seen);
+            return;
+        }
+    });
+    (rx, env.cmd(&["remint-all", "p"]).spawn())
+}
+
 #[test]
 fn sigkill_during_remint_all_leaves_all_old_or_all_new() {
+    // Enough tokens that a run takes a while and its apply phase (a thousand token files and a
+    // flush) is a window a kill can land in.
     const BULK: usize = 1000;
     let env = Env::new();
     env.up("p");
@@ -138,24 +209,26 @@ fn sigkill_during_remint_all_leaves_all_old_or_all_new() {
     let mut kid = assert_one_key_everywhere(&env, total);
 
     // Minting is roughly the first third of a run, the commit point follows, then the files are
-    // applied: the delays cluster around the commit point and still reach past the end.
-    let fractions = [0.0, 0.05, 0.15, 0.25, 0.3, 0.35, 0.4, 0.45, 0.6, 0.8, 1.2];
-    let (mut before_commit, mut after_commit, mut finished) = (0, 0, 0);
-    for fraction in fractions {
-        let delay = full.mul_f64(fraction);
-        let mut child = env.cmd(&["remint-all", "p"]).spawn().unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL; an error only means it already exited
-        let status = child.wait().unwrap();
-        if status.success() {
+    // applied: the delays spread over a run and reach past its end. The kills at the commit
+    // point itself land between commit and apply however fast or loaded the machine is.
+    let fractions = [0.0, 0.1, 0.25, 0.35, 0.45, 0.6, 0.8, 1.2];
+    let kills: Vec<Kill> = fractions.iter().map(|f| Kill::After(full.mul_f64(*f))).chain(std::iter::repeat_n(Kill::AtCommit, 3)).collect();
+    let (mut before_commit, mut between, mut after_apply, mut finished) = (0, 0, 0, 0);
+    for kill in &kills {
+        let (succeeded, journal_left) = remint_and_kill(&env, *kill);
+        if succeeded {
             finished += 1;
         }
 
         let new_kid = assert_one_key_everywhere(&env, total);
-        if new_kid == kid {
+        if journal_left {
+            between += 1;
+            assert!(!succeeded, "{kill:?}: the run finished yet left its journal");
+            assert_ne!(new_kid, kid, "{kill:?}: a change killed after its commit point must be finished by the next command");
+        } else if new_kid == kid {
             before_commit += 1;
         } else {
-            after_commit += 1;
+            after_apply += 1;
         }
         kid = new_kid;
         // Every command still works, and a writer clears leftover temporary files.
@@ -165,10 +238,11 @@ fn sigkill_during_remint_all_leaves_all_old_or_all_new() {
         assert_eq!(temp_files(&env.profile_dir("p")), Vec::<String>::new(), "temporary files left behind");
     }
     eprintln!(
-        "remint-all of {total} tokens took {full:?}; {} kills: {before_commit} left the old key, {after_commit} the new one \
-         ({finished} of them had already finished)",
-        fractions.len()
+        "remint-all of {total} tokens took {full:?}; {} kills: {before_commit} before the commit (old key), {between} between \
+         commit and apply (replayed: new key), {after_apply} after the apply (new key; {finished} had finished)",
+        kills.len()
     );
+    assert!(between >= 1, "no kill landed between commit and apply, so the journal replay went untested");
     // A final rotation from whatever state the kills left.
     env.ok(&["remint-all", "p"]);
     assert_ne!(assert_one_key_everywhere(&env, total), kid);

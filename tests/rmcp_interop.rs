@@ -2,7 +2,7 @@
 //! lists and calls tools on the real `mcpgen serve`, authenticated as a service account — with
 //! the seed's custom header, and with `Authorization: Bearer` when the profile is in `sso_mode`.
 
-mod serve_support;
+mod support;
 
 use std::collections::HashMap;
 
@@ -12,10 +12,10 @@ use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
-use serve_support::*;
+use support::*;
 
 fn transport(config: StreamableHttpClientTransportConfig) -> StreamableHttpClientTransport<reqwest::Client> {
-    mcpgen::net::init_tls();
+    lib::init_tls();
     StreamableHttpClientTransport::from_config(config)
 }
 

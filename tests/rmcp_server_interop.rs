@@ -4,9 +4,7 @@
 //! protocol version and checks `Host` — a second implementation of the transport that mcpgen's
 //! own server cannot stand in for.
 
-mod support_client;
-
-use std::net::TcpListener;
+mod support;
 
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -14,7 +12,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
-use support_client::*;
+use support::*;
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct SumRequest {
@@ -57,10 +55,10 @@ impl ServerHandler for Calculator {
     }
 }
 
-/// The rmcp server on a background runtime; stopped when dropped.
+/// The rmcp server, mounted in axum at `/mcp` on a fake server's runtime; stopped when dropped.
 struct RmcpServer {
     url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: Fake,
 }
 
 impl RmcpServer {
@@ -70,41 +68,18 @@ impl RmcpServer {
     }
 
     fn with_config(config: StreamableHttpServerConfig) -> RmcpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().unwrap().port());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let service: StreamableHttpService<Calculator, LocalSessionManager> =
-                    StreamableHttpService::new(|| Ok(Calculator), Default::default(), config);
-                let app = axum::Router::new().nest_service("/mcp", service);
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
-        RmcpServer { url, stop: Some(stop) }
-    }
-}
-
-impl Drop for RmcpServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let service: StreamableHttpService<Calculator, LocalSessionManager> =
+            StreamableHttpService::new(|| Ok(Calculator), Default::default(), config);
+        let server = Fake::app(axum::Router::new().nest_service("/mcp", service));
+        RmcpServer { url: server.url.clone(), _server: server }
     }
 }
 
 #[test]
 fn lists_rmcp_tools() {
     let server = RmcpServer::start();
-    let root = Root::new();
-    let run = root.client().args(["--url", &server.url]).run();
+    let env = Env::new();
+    let run = env.client().args(["--url", &server.url]).run();
     run.expect(0);
     let mut lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.drain(..2).collect::<Vec<_>>(), ["Tools: 2 | Prompts: 0", "ToolNames:"], "{}", run.stdout);
@@ -115,8 +90,8 @@ fn lists_rmcp_tools() {
 #[test]
 fn rmcp_schemas_come_through_list_json() {
     let server = RmcpServer::start();
-    let root = Root::new();
-    let run = root.client().args(["--url", &server.url, "--list-json", "--tool", "sum"]).run();
+    let env = Env::new();
+    let run = env.client().args(["--url", &server.url, "--list-json", "--tool", "sum"]).run();
     run.expect(0);
     let listing: Value = serde_json::from_str(&run.stdout).unwrap();
     let schema = &listing["tools"][0]["inputSchema"];
@@ -130,13 +105,13 @@ fn rmcp_schemas_come_through_list_json() {
 #[test]
 fn calls_an_rmcp_tool_over_sse() {
     let server = RmcpServer::start();
-    let root = Root::new();
-    let run = root.client().args(["--url", &server.url, "--tool", "sum", "--args", r#"{"a": 40, "b": 2}"#, "--debug"]).run();
+    let env = Env::new();
+    let run = env.client().args(["--url", &server.url, "--tool", "sum", "--args", r#"{"a": 40, "b": 2}"#, "--debug"]).run();
     run.expect(0);
     assert_eq!(serde_json::from_str::<Value>(&run.stdout).unwrap(), json!({"sum": 42}));
     // The reply really came as an event stream.
     assert!(run.stderr.contains("< content-type: text/event-stream"), "{}", run.stderr);
-    let raw = root.client().args(["--url", &server.url, "--tool", "sum", "--args", r#"{"a": 1, "b": 2}"#, "--raw"]).run();
+    let raw = env.client().args(["--url", &server.url, "--tool", "sum", "--args", r#"{"a": 1, "b": 2}"#, "--raw"]).run();
     raw.expect(0);
     assert_eq!(raw.stdout, "{\"sum\":3}\n");
 }
@@ -144,17 +119,17 @@ fn calls_an_rmcp_tool_over_sse() {
 #[test]
 fn rmcp_tool_error_and_schema_check() {
     let server = RmcpServer::start();
-    let root = Root::new();
-    let run = root.client().args(["--url", &server.url, "--tool", "divide", "--args", r#"{"dividend": 1, "divisor": 0}"#]).run();
+    let env = Env::new();
+    let run = env.client().args(["--url", &server.url, "--tool", "divide", "--args", r#"{"dividend": 1, "divisor": 0}"#]).run();
     run.expect(5);
     assert!(run.stderr.contains("division by zero"), "{}", run.stderr);
 
     // rmcp's schema (from schemars) is enforced before the call.
-    let run = root.client().args(["--url", &server.url, "--tool", "divide", "--args", r#"{"dividend": "ten", "divisor": 2}"#]).run();
+    let run = env.client().args(["--url", &server.url, "--tool", "divide", "--args", r#"{"dividend": "ten", "divisor": 2}"#]).run();
     run.expect(2);
     assert!(run.stderr.contains("dividend: expected integer, got string"), "{}", run.stderr);
 
-    let run = root.client().args(["--url", &server.url, "--tool", "nope"]).run();
+    let run = env.client().args(["--url", &server.url, "--tool", "nope"]).run();
     run.expect(5);
     assert!(run.stderr.contains("no tool named \"nope\""), "{}", run.stderr);
     assert!(run.stderr.contains("hint: tools this token sees: ") && run.stderr.contains("sum"), "{}", run.stderr);
@@ -166,8 +141,8 @@ fn stateless_rmcp_with_json_replies() {
     config.legacy_session_mode = false;
     config.json_response = true;
     let server = RmcpServer::with_config(config);
-    let root = Root::new();
-    let run = root.client().args(["--url", &server.url, "--tool", "sum", "--args", r#"{"a": -5, "b": 2}"#, "--debug"]).run();
+    let env = Env::new();
+    let run = env.client().args(["--url", &server.url, "--tool", "sum", "--args", r#"{"a": -5, "b": 2}"#, "--debug"]).run();
     run.expect(0);
     assert_eq!(serde_json::from_str::<Value>(&run.stdout).unwrap(), json!({"sum": -3}));
     assert!(run.stderr.contains("< content-type: application/json"), "{}", run.stderr);
@@ -180,10 +155,9 @@ fn rmcp_really_sends_a_priming_event_first() {
     // opens with an event carrying no data.
     let server = RmcpServer::start();
     let body = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        mcpgen::net::init_tls();
         let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}}});
-        let response = reqwest::Client::new()
+        let response = http_client()
             .post(&server.url)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")

@@ -4,14 +4,13 @@
 //! revoked or replaced token's pre-rotation copy is refused everywhere; `list` redacts
 //! credentials and escapes what it echoes. Every test runs the real binary on a temporary tree.
 
-mod common;
-mod serve_support;
+mod support;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 
-use common::*;
 use serde_json::{Value, json};
+use support::*;
 
 /// An `outside` folder beside the root, with one file in it.
 fn outside(env: &Env) -> std::path::PathBuf {
@@ -233,7 +232,6 @@ fn revoking_or_replacing_a_token_refuses_its_pre_rotation_copy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_refuses_a_revoked_tokens_pre_rotation_copy() {
-    use serve_support::{Auth, Profile};
     let profile = Profile::sample();
     let leaked = profile.mint("ci", &["orders.read"]);
     profile.run_ok(&["remint-all", "p", "--grace-days", "7"]);

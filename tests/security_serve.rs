@@ -8,7 +8,7 @@
 //! root), to read their memory high-water mark, CPU time and open descriptors. Every wait is a
 //! poll with a deadline, never a fixed sleep used as synchronisation.
 
-mod serve_support;
+mod support;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ use axum::extract::Path as UrlPath;
 use axum::routing::get;
 use mcpgen::keys::PrivateKey;
 use serde_json::{Value, json};
-use serve_support::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Spawn an axum app on 127.0.0.1:0 inside the test's runtime; its base URL.
@@ -149,7 +149,7 @@ async fn open_connections_are_capped() {
     let p = Profile::sample();
     p.edit_config(|c| c["server"]["max_connections"] = json!(16));
     let s = p.serve(&[]);
-    let pid = server_pid(p.root.path());
+    let pid = server_pid(&p.env.root());
     let baseline = open_fds(pid);
     let mut idle = Vec::new();
     for _ in 0..60 {
@@ -167,9 +167,10 @@ async fn open_connections_are_capped() {
     drop(idle);
     // Once they are gone, a client is served again.
     eventually("served after the idle sockets closed", Duration::from_secs(10), || async {
-        tokio::time::timeout(Duration::from_secs(2), s.http.get(format!("{}/.well-known/jwks.json", s.base)).send())
+        let served = tokio::time::timeout(Duration::from_secs(2), s.http.get(format!("{}/.well-known/jwks.json", s.base)).send())
             .await
-            .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200))
+            .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200));
+        if served { Ok(()) } else { Err("not served".to_string()) }
     })
     .await;
 }
@@ -179,7 +180,7 @@ async fn at_the_descriptor_limit_the_accept_loop_backs_off_instead_of_spinning()
     let p = Profile::sample();
     // The server gets 64 descriptors; 100 sockets exhaust them.
     let bin = BIN;
-    let root = p.root.path().to_str().unwrap().to_owned();
+    let root = &p.env.root().to_str().unwrap().to_owned();
     let script = format!("ulimit -n 64 && exec '{bin}' --root '{root}' serve p --port 0");
     let mut child = std::process::Command::new("sh")
         .args(["-c", &script])
@@ -221,7 +222,11 @@ async fn at_the_descriptor_limit_the_accept_loop_backs_off_instead_of_spinning()
         idle.push(tokio::net::TcpStream::connect(&host).await.unwrap());
     }
     // Wait until the server is at its limit, then measure its CPU use over a second.
-    eventually("server at its descriptor limit", Duration::from_secs(10), || async { open_fds(pid) >= 60 }).await;
+    eventually("server at its descriptor limit", Duration::from_secs(10), || async {
+        let open = open_fds(pid);
+        if open >= 60 { Ok(()) } else { Err(format!("{open} descriptors open")) }
+    })
+    .await;
     let before = cpu_ticks(pid);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(1) {
@@ -234,7 +239,8 @@ async fn at_the_descriptor_limit_the_accept_loop_backs_off_instead_of_spinning()
     // Descriptors free again: a client is served.
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().unwrap();
     eventually("served after the idle sockets closed", Duration::from_secs(40), || async {
-        http.get(format!("http://{host}/.well-known/jwks.json")).send().await.is_ok_and(|r| r.status() == 200)
+        let served = http.get(format!("http://{host}/.well-known/jwks.json")).send().await.is_ok_and(|r| r.status() == 200);
+        if served { Ok(()) } else { Err("not served".to_string()) }
     })
     .await;
     let _ = child.kill();
@@ -519,7 +525,7 @@ async fn an_endless_jwks_is_cut_off_while_reading() {
         sa.insert("jwks_uri".into(), json!(uri));
     });
     let s = p.serve(&[]);
-    let pid = server_pid(p.root.path());
+    let pid = server_pid(&p.env.root());
     let reply = s.try_initialize(&Auth::sa(&foreign_token(&p)), "2025-11-25").await;
     assert_eq!(reply.status, 401, "{reply:?}");
     let hwm_mb = status_kb(pid, "VmHWM") / 1024;
@@ -542,7 +548,10 @@ async fn a_hanging_jwks_fetch_does_not_stall_other_requests() {
             http.post(&url).header(SA_HEADER, token).header("accept", "application/json").body("{}").send().await.map(|r| r.status())
         })
     };
-    eventually("the JWKS fetch started", Duration::from_secs(10), || async { hits.load(Ordering::SeqCst) >= 1 }).await;
+    eventually("the JWKS fetch started", Duration::from_secs(10), || async {
+        if hits.load(Ordering::SeqCst) >= 1 { Ok(()) } else { Err("no fetch yet".to_string()) }
+    })
+    .await;
     // Meanwhile: another JWKS-verified token is answered from the (empty) cache at once, and a
     // token of the static key is not held up either.
     let started = Instant::now();
@@ -567,7 +576,10 @@ async fn method_names_are_escaped_in_the_access_log() {
     let reply = s.request(&session, evil, json!({})).await;
     assert_eq!(reply.status, 200);
     s.wait_for_stderr("client=svc-p 200").await;
-    eventually("the escaped method is logged", RELOAD_DEADLINE, || async { s.stderr().contains("x\\n2099") }).await;
+    eventually("the escaped method is logged", RELOAD_DEADLINE, || async {
+        if s.stderr().contains("x\\n2099") { Ok(()) } else { Err(s.stderr()) }
+    })
+    .await;
     let log = s.stop();
     assert!(!log.lines().any(|l| l.starts_with("2099-01-01")), "a forged log line:\n{log}");
     assert!(!log.contains('\u{1b}') && !log.contains('\u{202e}'), "raw controls in the log:\n{log:?}");
@@ -619,7 +631,7 @@ async fn a_header_name_with_controls_is_refused_not_printed() {
     });
     let mut child = std::process::Command::new(BIN)
         .arg("--root")
-        .arg(p.root.path())
+        .arg(p.env.root())
         .args(["serve", "p", "--port", "0"])
         .env_remove("MCPGEN_ROOT")
         .stdout(std::process::Stdio::null())

@@ -4,10 +4,10 @@
 //! live rotation/revocation/reload, `mode: "oauth"` against an in-test JWKS server, and the
 //! downstream proxy against an in-test REST API.
 //!
-//! Changes to a running server's files are observed by polling with a deadline, never by
-//! sleeping a fixed time.
+//! Changes to a running server's files are observed with `eventually` (polling with a
+//! deadline), never by sleeping a fixed time.
 
-mod serve_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,9 +20,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use mcpgen::keys::PrivateKey;
 use serde_json::{Value, json};
-use serve_support::*;
+use support::*;
 
 const SUPPORTED: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
@@ -41,16 +40,6 @@ fn assert_invalid_token(server: &Server, reply: &Reply, what: &str) {
     assert!(challenge.contains(r#"error="invalid_token""#), "{what}: {challenge}");
     assert!(challenge.contains(&format!(r#"resource_metadata="{}""#, metadata_url(server))), "{what}: {challenge}");
     assert_eq!(reply.json()["error"], "invalid_token", "{what}");
-}
-
-/// Spawn an axum app on 127.0.0.1:0 inside the test's runtime; its base URL.
-async fn spawn_app(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
 }
 
 fn structured(result: &Value) -> &Value {
@@ -263,16 +252,13 @@ async fn tools_list_paginates_with_an_opaque_cursor_and_follows_allowed_methods_
 
     // routing.allowed_methods is hot-reloaded: POST operations become tools.
     p.edit_config(|c| c["routing"]["allowed_methods"] = json!(["GET", "POST"]));
-    let deadline = Instant::now() + RELOAD_DEADLINE;
-    loop {
-        let names = s.tool_names(&session).await;
-        if names.len() == 500 {
-            assert!(names.iter().any(|n| n == "postItem249"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "allowed_methods change never applied ({} tools)", names.len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (s, session) = (&s, &session);
+    let names = eventually("the allowed_methods change to apply", RELOAD_DEADLINE, move || async move {
+        let names = s.tool_names(session).await;
+        if names.len() == 500 { Ok(names) } else { Err(format!("{} tools", names.len())) }
+    })
+    .await;
+    assert!(names.iter().any(|n| n == "postItem249"));
 }
 
 #[tokio::test]
@@ -785,21 +771,18 @@ async fn jwks_publishes_the_current_key_and_keeps_the_old_one_during_a_grace_per
     p.run_ok(&["remint-all", "p", "--grace-days", "1"]);
     let new_kid = p.kid();
     assert_ne!(new_kid, old_kid);
-    let deadline = Instant::now() + RELOAD_DEADLINE;
-    loop {
-        let kids: Vec<String> = s.get("/.well-known/jwks.json").await.json()["keys"]
+    let server = &s;
+    let kids = eventually("the JWKS to show both keys", RELOAD_DEADLINE, move || async move {
+        let kids: Vec<String> = server.get("/.well-known/jwks.json").await.json()["keys"]
             .as_array()
             .unwrap()
             .iter()
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect();
-        if kids.len() == 2 {
-            assert!(kids.contains(&old_kid) && kids.contains(&new_kid), "{kids:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "JWKS never showed both keys: {kids:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if kids.len() == 2 { Ok(kids) } else { Err(format!("{kids:?}")) }
+    })
+    .await;
+    assert!(kids.contains(&old_kid) && kids.contains(&new_kid), "{kids:?}");
     // Both generations of tokens work during the grace period.
     assert_eq!(s.auth_status(&Auth::sa(&old_token)).await, 200);
     assert_eq!(s.auth_status(&Auth::sa(&p.token())).await, 200);
@@ -807,29 +790,41 @@ async fn jwks_publishes_the_current_key_and_keeps_the_old_one_during_a_grace_per
 
 #[tokio::test]
 async fn a_retired_key_stops_working_when_its_grace_period_ends_while_serving() {
+    use chrono::Timelike;
     let p = Profile::sample();
     let old = Auth::sa(&p.token());
     p.run_ok(&["remint-all", "p", "--grace-days", "1"]);
     let new = Auth::sa(&p.token());
-    // As if the day had passed while serving: the grace period ends a few seconds from now, and
-    // no file changes after the server started.
-    let grace = Duration::from_secs(4);
-    let until = chrono::Utc::now() + chrono::Duration::from_std(grace).unwrap();
-    let mut profile = p.profile_json();
-    profile["retired_keys"][0]["accept_until"] = json!(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    p.write_profile_json(&profile);
-    let started = Instant::now();
-    let s = p.serve(&[]);
     let jwks_len = |reply: Reply| reply.json()["keys"].as_array().map(Vec::len);
-    if started.elapsed() < grace / 2 {
-        assert_eq!(s.auth_status(&old).await, 200, "inside the grace period");
-        assert_eq!(jwks_len(s.get("/.well-known/jwks.json").await), Some(2));
-    }
-    let deadline = Instant::now() + grace + RELOAD_DEADLINE;
-    while s.auth_status(&old).await != 401 {
-        assert!(Instant::now() < deadline, "the retired key is still accepted after its grace period");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // As if the day had passed while serving: the grace period ends a few seconds after the
+    // server starts, and no file changes after that. Inside the period both keys must work. The
+    // answers prove that only if they came back before the period ended, so a machine too slow
+    // for that gets a longer period and asks again: the check is never skipped.
+    let mut grace = Duration::from_secs(4);
+    let (s, grace) = loop {
+        let until = (chrono::Utc::now() + chrono::Duration::from_std(grace).unwrap()).with_nanosecond(0).unwrap();
+        let mut profile = p.profile_json();
+        profile["retired_keys"][0]["accept_until"] = json!(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        p.write_profile_json(&profile);
+        let s = p.serve(&[]);
+        let status = s.auth_status(&old).await;
+        let published = jwks_len(s.get("/.well-known/jwks.json").await);
+        if chrono::Utc::now() < until {
+            assert_eq!(status, 200, "inside the grace period");
+            assert_eq!(published, Some(2), "inside the grace period");
+            break (s, grace);
+        }
+        assert!(grace < Duration::from_secs(60), "the server never answered twice within {grace:?} of its start");
+        grace *= 2;
+    };
+    let (server, old_ref) = (&s, &old);
+    eventually("the retired key to be refused after its grace period", grace + RELOAD_DEADLINE, move || async move {
+        match server.auth_status(old_ref).await {
+            401 => Ok(()),
+            got => Err(format!("status {got}")),
+        }
+    })
+    .await;
     assert_eq!(jwks_len(s.get("/.well-known/jwks.json").await), Some(1), "nor published");
     assert_eq!(s.auth_status(&new).await, 200);
 }
@@ -874,7 +869,7 @@ async fn sa_revoke_while_serving_refuses_that_token_only() {
 #[tokio::test]
 async fn a_broken_spec_keeps_the_tools_but_never_delays_a_revocation() {
     let spec = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(spec.path(), mcpgen::openapi::SAMPLE_YAML).unwrap();
+    std::fs::write(spec.path(), lib::SAMPLE_YAML).unwrap();
     let p = Profile::new("p", &["--spec", spec.path().to_str().unwrap(), "--scopes", "orders.read", "products.read"]);
     let s = p.serve(&[]);
     let ci = Auth::sa(&p.mint("ci", &["orders.read"]));
@@ -918,37 +913,45 @@ async fn an_invalid_config_edit_keeps_the_last_good_configuration() {
 // mode "oauth": remote JWKS
 // ---------------------------------------------------------------------------------------------
 
-/// A JWKS endpoint whose document the test can swap, counting fetches.
+/// What the JWKS endpoint serves and how often it was asked.
 #[derive(Clone, Default)]
-struct JwksHost {
+struct JwksState {
     doc: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
 }
 
+/// A JWKS endpoint whose document the test can swap, counting fetches.
+struct JwksHost {
+    state: JwksState,
+    _server: Fake,
+}
+
 impl JwksHost {
-    async fn start(keys: &[&PrivateKey]) -> (JwksHost, String) {
-        let host = JwksHost::default();
-        host.publish(keys);
+    fn start(keys: &[&PrivateKey]) -> (JwksHost, String) {
+        let state = JwksState::default();
         let app = Router::new()
             .route(
                 "/jwks.json",
-                get(|State(h): State<JwksHost>| async move {
+                get(|State(h): State<JwksState>| async move {
                     h.fetches.fetch_add(1, Ordering::SeqCst);
                     let doc = h.doc.lock().unwrap().clone();
                     ([("cache-control", "public, max-age=3600"), ("content-type", "application/json")], doc.to_string())
                 }),
             )
-            .with_state(host.clone());
-        let base = spawn_app(app).await;
-        (host, format!("{base}/jwks.json"))
+            .with_state(state.clone());
+        let server = Fake::app(app);
+        let uri = format!("{}/jwks.json", server.base);
+        let host = JwksHost { state, _server: server };
+        host.publish(keys);
+        (host, uri)
     }
 
     fn publish(&self, keys: &[&PrivateKey]) {
-        *self.doc.lock().unwrap() = json!({"keys": keys.iter().map(|k| k.public().jwk()).collect::<Vec<_>>()});
+        *self.state.doc.lock().unwrap() = json!({"keys": keys.iter().map(|k| k.public().jwk()).collect::<Vec<_>>()});
     }
 
     fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
+        self.state.fetches.load(Ordering::SeqCst)
     }
 }
 
@@ -960,7 +963,7 @@ fn signed_by(p: &Profile, key: &PrivateKey) -> String {
 async fn oauth_mode_verifies_against_the_jwks_uri_and_refetches_on_an_unknown_kid() {
     let p = Profile::sample();
     let (a, b) = (PrivateKey::generate(), PrivateKey::generate());
-    let (host, jwks_uri) = JwksHost::start(&[&a]).await;
+    let (host, jwks_uri) = JwksHost::start(&[&a]);
     p.edit_sa(|sa| {
         sa.insert("mode".into(), json!("oauth"));
         sa.insert("public_key".into(), Value::Null);
@@ -981,11 +984,14 @@ async fn oauth_mode_verifies_against_the_jwks_uri_and_refetches_on_an_unknown_ki
     host.publish(&[&b]);
     let token_b = Auth::sa(&signed_by(&p, &b));
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(30);
-    while s.auth_status(&token_b).await != 200 {
-        assert!(Instant::now() < deadline, "new JWKS key never accepted; stderr:\n{}", s.stderr());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (server, token) = (&s, &token_b);
+    eventually("the new JWKS key to be accepted", Duration::from_secs(30), move || async move {
+        match server.auth_status(token).await {
+            200 => Ok(()),
+            got => Err(format!("status {got}; stderr:\n{}", server.stderr())),
+        }
+    })
+    .await;
     let fetches = host.fetches();
     assert!((2..=3).contains(&fetches), "unknown kids must not trigger a fetch each: {fetches} fetches in {:?}", started.elapsed());
     // The old key left the set.
@@ -1001,7 +1007,7 @@ async fn oauth_mode_verifies_against_the_jwks_uri_and_refetches_on_an_unknown_ki
 async fn static_public_key_first_then_jwks_when_both_are_configured() {
     let p = Profile::sample();
     let remote = PrivateKey::generate();
-    let (host, jwks_uri) = JwksHost::start(&[&remote]).await;
+    let (host, jwks_uri) = JwksHost::start(&[&remote]);
     p.edit_sa(|sa| {
         sa.insert("jwks_uri".into(), json!(jwks_uri));
     });
@@ -1057,7 +1063,8 @@ async fn downstream_replies_and_failures_become_tool_results_never_500s() {
         .route("/api/orders/{id}", get(order))
         .route("/api/products", get(|| async { StatusCode::NO_CONTENT }))
         .with_state(downstream.clone());
-    let base = spawn_app(app).await;
+    let api = Fake::app(app);
+    let base = &api.base;
     let p = Profile::sample();
     p.edit_config(|c| c["openapi"]["timeout_seconds"] = json!(0.5));
     let s = p.serve(&["--downstream", &format!("{base}/api")]);
@@ -1101,10 +1108,8 @@ async fn downstream_replies_and_failures_become_tool_results_never_500s() {
 
 #[tokio::test]
 async fn an_unreachable_downstream_is_a_tool_error() {
-    // A port that was just free: nothing listens there any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let p = Profile::sample();
-    let s = p.serve(&["--downstream", &format!("http://127.0.0.1:{port}")]);
+    let s = p.serve(&["--downstream", &format!("http://127.0.0.1:{}", closed_port())]);
     let session = s.session(&Auth::sa(&p.token())).await;
     let reply = s.call(&session, "getOrders", json!({})).await;
     assert_eq!(reply.status, 200, "{reply:?}");

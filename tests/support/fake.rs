@@ -1,299 +1,24 @@
-//! Helpers for the `mcpgen client` tests: a temporary profile root, the real binary run as a
-//! child process, `mcpgen serve --port 0` as a child (ready once it prints its URL, killed on
-//! drop, its request log collected), and small in-process fake HTTP servers (axum on
-//! `127.0.0.1:0`, own runtime on a background thread) that record every request and answer with
-//! whatever a test needs — JSON or SSE replies, sessions that vanish, paginated lists.
-//!
-//! Named `support_client` so it cannot collide with other test helper modules in `tests/`.
-
-#![allow(dead_code)]
+//! Fake HTTP servers on `127.0.0.1:0`, each on its own runtime thread and stopped when dropped:
+//! [`Fake::app`] runs any axum router (a JWKS host, a downstream REST API), [`Fake::start`]
+//! answers every request with one handler and records them all, and [`FakeMcp`] is an MCP
+//! server with knobs — JSON or SSE replies, sessions that vanish, paginated lists — for the
+//! client tests that need a server to misbehave in a precise way.
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_mcpgen");
-/// The longest any test waits for a child or a log line (a slow, busy CI machine).
-pub const WAIT: Duration = Duration::from_secs(60);
-/// The service-account header of a default profile.
-pub const SA_HEADER: &str = "x-oemcp-serviceaccount";
-
-/// What a finished process left behind.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// Panics with the whole output unless the exit code is `code`.
-    #[track_caller]
-    pub fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "expected exit code {code}\n--- stdout:\n{}\n--- stderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-
-    /// stderr as the one JSON object `--json-errors` prints.
-    #[track_caller]
-    pub fn error_json(&self) -> Value {
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "expected one line of JSON on stderr, got:\n{}", self.stderr);
-        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("stderr is not JSON ({e}):\n{}", self.stderr))
-    }
-}
-
-/// A command line for the binary, with an environment that does not leak from the test runner.
-pub struct Cmd {
-    command: Command,
-    stdin: Option<Vec<u8>>,
-}
-
-impl Cmd {
-    pub fn new(root: &Path) -> Cmd {
-        let mut command = Command::new(BIN);
-        command.arg("--root").arg(root);
-        for var in ["SERVICE_ACCOUNT_JWT", "MCPGEN_ROOT", "RUST_LOG", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-            command.env_remove(var);
-        }
-        // Loopback must never go through a proxy the runner may have configured.
-        command.env("NO_PROXY", "*").env("no_proxy", "*");
-        command.current_dir(root);
-        Cmd { command, stdin: None }
-    }
-
-    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Cmd {
-        self.command.arg(arg);
-        self
-    }
-
-    pub fn args<I, S>(mut self, args: I) -> Cmd
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
-    {
-        self.command.args(args);
-        self
-    }
-
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Cmd {
-        self.command.env(key, value);
-        self
-    }
-
-    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Cmd {
-        self.stdin = Some(input.into());
-        self
-    }
-
-    pub fn run(mut self) -> Run {
-        self.command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        self.command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let mut child = self.command.spawn().expect("cannot start mcpgen");
-        if let Some(input) = self.stdin.take() {
-            let mut pipe = child.stdin.take().expect("stdin pipe");
-            pipe.write_all(&input).expect("cannot write stdin");
-        }
-        let output = child.wait_with_output().expect("cannot wait for mcpgen");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
-
-/// A temporary `--root` with profiles in it.
-pub struct Root {
-    dir: tempfile::TempDir,
-}
-
-impl Root {
-    pub fn new() -> Root {
-        Root { dir: tempfile::Builder::new().prefix("mcpgen-client-test-").tempdir().expect("tempdir") }
-    }
-
-    /// A root holding profile `name` made by `up` (default token scopes orders.read products.read).
-    pub fn with_profile(name: &str) -> Root {
-        let root = Root::new();
-        root.ok(&["up", "--instance", name]);
-        root
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn profile_dir(&self, name: &str) -> PathBuf {
-        self.path().join(name)
-    }
-
-    pub fn cmd(&self) -> Cmd {
-        Cmd::new(self.path())
-    }
-
-    /// `mcpgen --root ROOT ARGS…`, which must succeed; its stdout.
-    #[track_caller]
-    pub fn ok(&self, args: &[&str]) -> String {
-        let run = self.cmd().args(args).run();
-        run.expect(0);
-        run.stdout
-    }
-
-    /// A named token; its JWT.
-    #[track_caller]
-    pub fn token(&self, profile: &str, name: &str, scopes: &[&str]) -> String {
-        let mut args = vec!["sa-token", profile, "--name", name, "--print"];
-        if !scopes.is_empty() {
-            args.push("--scopes");
-            args.extend_from_slice(scopes);
-        }
-        let jwt = self.ok(&args).trim().to_owned();
-        assert_eq!(jwt.split('.').count(), 3, "sa-token --print did not print a JWT: {jwt:?}");
-        jwt
-    }
-
-    /// `mcpgen client ARGS…` (the caller adds the profile, if any).
-    pub fn client(&self) -> Cmd {
-        self.cmd().arg("client")
-    }
-}
-
-/// The claims of a JWT, unverified (tests only look).
-pub fn claims(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).expect("JWT payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
 /// A port nothing listens on: bound, then released.
 pub fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
-}
-
-/// Lines a child process wrote to stderr, as they arrive.
-#[derive(Default)]
-pub struct Log {
-    lines: Mutex<Vec<String>>,
-    changed: Condvar,
-}
-
-impl Log {
-    fn push(&self, line: String) {
-        self.lines.lock().unwrap().push(line);
-        self.changed.notify_all();
-    }
-
-    pub fn len(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// Lines from index `from` up to and including the first one after `from` that matches.
-    #[track_caller]
-    pub fn wait_for(&self, from: usize, what: impl Fn(&str) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        let mut lines = self.lines.lock().unwrap();
-        loop {
-            if let Some(i) = lines.iter().skip(from).position(|l| what(l)) {
-                return lines[from..=from + i].to_vec();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no matching log line after {from}; the log:\n{}", lines.join("\n"));
-            lines = self.changed.wait_timeout(lines, left).unwrap().0;
-        }
-    }
-}
-
-/// `mcpgen serve PROFILE --port 0 …` as a child process, killed on drop.
-pub struct Served {
-    child: Child,
-    pub url: String,
-    pub log: Arc<Log>,
-}
-
-impl Served {
-    pub fn start(root: &Root, profile: &str, extra: &[&str]) -> Served {
-        let mut child = Command::new(BIN)
-            .arg("--root")
-            .arg(root.path())
-            .args(["serve", profile, "--bind", "127.0.0.1", "--port", "0"])
-            .args(extra)
-            .env_remove("MCPGEN_ROOT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start mcpgen serve");
-        let log = Arc::new(Log::default());
-        let stderr = child.stderr.take().expect("stderr pipe");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.push(line);
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout pipe");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next().and_then(Result::ok));
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let url = match rx.recv_timeout(WAIT) {
-            Ok(Some(url)) => url,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("mcpgen serve printed no URL ({other:?}); stderr:\n{}", log.lines().join("\n"));
-            }
-        };
-        assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "unexpected URL line {url:?}");
-        Served { child, url, log }
-    }
-
-    /// `http://127.0.0.1:PORT` without the path.
-    pub fn base(&self) -> String {
-        self.url.trim_end_matches("/mcp").to_owned()
-    }
-
-    /// The request lines (method, rpc, tool, client, status) of the server's log from `from`
-    /// up to the DELETE that ends a client run.
-    #[track_caller]
-    pub fn requests_until_delete(&self, from: usize) -> Vec<String> {
-        self.log.wait_for(from, |l| l.contains(" DELETE /mcp "))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `client=` field of each server log line.
-pub fn clients_in(lines: &[String]) -> Vec<String> {
-    lines.iter().filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("client=")).map(str::to_owned)).collect()
 }
 
 /// One request a fake server received.
@@ -324,7 +49,7 @@ type Handler = dyn Fn(&Recorded) -> Response + Send + Sync;
 /// What the fake's one route shares: the request record and the handler.
 type FakeState = (Arc<Mutex<Vec<Recorded>>>, Arc<Handler>);
 
-/// An HTTP server on `127.0.0.1:0` answering every request with `handler`, recording them all.
+/// An HTTP server on `127.0.0.1:0` on a runtime thread of its own, stopped when dropped.
 pub struct Fake {
     /// `http://127.0.0.1:PORT`
     pub base: String,
@@ -336,19 +61,28 @@ pub struct Fake {
 }
 
 impl Fake {
+    /// Run `app` on `127.0.0.1:0` (requests are not recorded).
+    pub fn app(app: axum::Router) -> Fake {
+        Self::serve(app, Arc::new(Mutex::new(Vec::new())))
+    }
+
+    /// Answer every request with `handler`, recording each one before it is answered.
     pub fn start(handler: impl Fn(&Recorded) -> Response + Send + Sync + 'static) -> Fake {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let state: FakeState = (Arc::clone(&requests), handler);
+        Self::serve(axum::Router::new().fallback(record).with_state(state), requests)
+    }
+
+    fn serve(app: axum::Router, requests: Arc<Mutex<Vec<Recorded>>>) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state: FakeState = (Arc::clone(&requests), handler);
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let app = axum::Router::new().fallback(record).with_state(state);
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stopped.await;
