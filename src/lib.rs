@@ -1,14 +1,15 @@
 //! mcpgen: machine identity for MCP servers.
 //!
 //! Data flows one way: `cli` (parsed flags) → `commands::*` (one file per subcommand) →
-//! `client` / `server` (the MCP client and server) → the domain (`profile`/`store`, `sa`,
-//! `config`, `openapi`) → `token` / `keys` → `fsx`. `mcp` holds the wire protocol both sides
+//! `client` / `server` (the MCP client and server) → the domain (`create`, `profile`/`store`,
+//! `sa`, `trust`, `config`, `openapi`) → `token` / `keys` → `fsx`. `mcp` holds the wire protocol both sides
 //! speak, `net` what they share about HTTP, `logging` the one way to log, `output` renders.
 
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod create;
 pub mod error;
 pub mod fsx;
 pub mod jwk;

@@ -1,5 +1,5 @@
-//! Service-account operations shared by the commands that change tokens: mint one entry, and
-//! stage the files derived from the profile (server config key, client files).
+//! Service-account operations: mint one entry, issue (create or replace) a named token in a
+//! profile, and stage the files derived from the profile (server config key, client files).
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -9,8 +9,8 @@ use crate::config::{ServerConfig, patch_service_account};
 use crate::error::Failure;
 use crate::fsx::{self, Dir};
 use crate::keys::PublicKey;
-use crate::profile::{CLIENT_ENV, CLIENT_MCP, PUBLIC_PEM, Profile, SERVER_CONFIG, TokenEntry, token_filename};
-use crate::store::Txn;
+use crate::profile::{CLIENT_ENV, CLIENT_MCP, DEFAULT_TOKEN, PUBLIC_PEM, Profile, SERVER_CONFIG, TokenEntry, token_filename};
+use crate::store::{Session, Txn};
 use crate::token::{Claims, Minter, new_jti};
 
 /// The stored metadata of a token, before it is minted.
@@ -67,6 +67,77 @@ pub fn mint(minter: &Minter, profile: &Profile, spec: TokenSpec, now: DateTime<U
         previous_jtis: Vec::new(),
     };
     Ok((entry, jwt))
+}
+
+/// What `sa-token` asks for: a token name and the fields to set (`None` keeps a replaced
+/// token's stored value, else the default).
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    pub name: String,
+    pub scopes: Option<Vec<String>>,
+    pub client_id: Option<String>,
+    pub days: Option<u32>,
+    pub issuer: Option<String>,
+    pub primary: bool,
+}
+
+/// A token just issued.
+pub struct Issued {
+    pub entry: TokenEntry,
+    pub jwt: String,
+    /// Whether a token of that name was replaced (its old jti is now revoked).
+    pub replaced: bool,
+    /// The issuer the profile's server expects (differs from the token's when `--issuer` said so).
+    pub served_issuer: String,
+}
+
+/// Create or replace one named token in an open profile and commit: the entry, its file, the
+/// revocation of the replaced token (and its pre-rotation copies), and the client files when it
+/// is the primary.
+pub fn issue(session: &mut Session, request: &TokenRequest) -> Result<Issued> {
+    let key = session.private_key()?;
+    let now = crate::profile::now();
+    let profile = &session.profile;
+    let name = &request.name;
+    let existing = profile.token(name).cloned();
+    let spec = TokenSpec {
+        name: name.clone(),
+        client_id: request
+            .client_id
+            .clone()
+            .or_else(|| existing.as_ref().map(|e| e.client_id.clone()))
+            .unwrap_or_else(|| if name == DEFAULT_TOKEN { format!("svc-{}", profile.name) } else { name.clone() }),
+        issuer: request.issuer.clone().or_else(|| existing.as_ref().map(|e| e.issuer.clone())).unwrap_or_else(|| profile.issuer.clone()),
+        scopes: request.scopes.clone().or_else(|| existing.as_ref().map(|e| e.scopes.clone())).unwrap_or_default(),
+        days: request.days.or(existing.as_ref().map(|e| e.days)).unwrap_or(365),
+        primary: request.primary || existing.as_ref().is_some_and(|e| e.primary),
+    };
+    let (entry, jwt) = mint(&Minter::new(&key)?, profile, spec, now)?;
+    let mut txn = Txn::new();
+    stage_token(&mut txn, &entry, jwt.clone());
+    let profile = &mut session.profile;
+    if let Some(old) = &existing {
+        profile.revoked.extend(old.revocations(now));
+    }
+    if entry.primary {
+        for other in profile.sa_tokens.iter_mut() {
+            other.primary = false;
+        }
+    }
+    match profile.sa_tokens.iter_mut().find(|t| t.name == entry.name) {
+        Some(slot) => *slot = entry.clone(),
+        None => profile.sa_tokens.push(entry.clone()),
+    }
+    profile.prune(now);
+    if entry.primary {
+        stage_client_files(&mut txn, &session.dir, &session.profile)?;
+    }
+    let served_issuer = ServerConfig::load(&session.dir)
+        .ok()
+        .and_then(|c| c.security.authentication.service_account.issuer)
+        .unwrap_or_else(|| session.profile.issuer.clone());
+    session.save(txn)?;
+    Ok(Issued { entry, jwt, replaced: existing.is_some(), served_issuer })
 }
 
 /// Stage a token's file.

@@ -284,9 +284,25 @@ pub fn lock_file_at(path: &Path, access: Access) -> Result<File> {
     Ok(file)
 }
 
+/// Names of the folders under `root` that hold a `profile.json`, sorted.
+pub fn profile_names(root: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", root.display())),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && root.join(n).join("profile.json").is_file())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The error for a profile that does not exist, with the ones that do.
 pub fn unknown_profile(root: &Path, name: &str) -> anyhow::Error {
-    let known = crate::commands::list::profile_names(root).unwrap_or_default();
+    let known = profile_names(root).unwrap_or_default();
     let hint = if known.is_empty() {
         format!("no profiles under {}; create one with `mcpgen up --instance {name}` (or pass --root)", root.display())
     } else {

@@ -11,12 +11,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::cli::{SaTokenArgs, UpArgs};
 use crate::client::target::{self, Request};
 use crate::client::{ClientError, ExtraHeader, McpClient, render};
+use crate::create::{self, NewProfile};
+use crate::openapi::{SAMPLE_DEFAULT_SCOPES, Spec};
 use crate::output;
+use crate::profile::{DEFAULT_ISSUER, DEFAULT_PORT};
+use crate::sa::{self, TokenRequest};
 use crate::server::Server;
 use crate::server::{Shared, Source};
+use crate::store::{self, Access};
 
 const LIMITED: &str = "dashboard";
 
@@ -38,35 +42,24 @@ pub fn run(root: Option<PathBuf>, args: crate::cli::DemoArgs) -> Result<ExitCode
     };
 
     say(format!("1. Create profile {name} from the built-in orders-and-products spec (Ed25519 keypair + `default` primary token)"));
-    super::up::run(
-        &root,
-        UpArgs {
-            instance: Some(name.clone()),
-            spec: None,
-            port: None,
-            issuer: None,
-            downstream: None,
-            scopes: None,
-            no_sa: false,
-            force: true,
-        },
-    )?;
+    let new = NewProfile {
+        name: name.clone(),
+        issuer: DEFAULT_ISSUER.to_owned(),
+        port: DEFAULT_PORT,
+        downstream: None,
+        scopes: SAMPLE_DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        spec: Spec::sample(),
+        spec_copy: None,
+        no_sa: false,
+        force: true,
+    };
+    create::create(&root, &new)?;
     say(format!("   -> {}{is_temp}", root.join(&name).display()));
 
     say(format!("2. Mint a limited token `{LIMITED}` with only products.read, valid 30 days"));
-    super::sa_token::run(
-        &root,
-        SaTokenArgs {
-            profile: name.clone(),
-            name: LIMITED.into(),
-            scopes: Some(vec!["products.read".into()]),
-            client_id: None,
-            days: Some(30),
-            issuer: None,
-            primary: false,
-            print: false,
-        },
-    )?;
+    let request =
+        TokenRequest { name: LIMITED.into(), scopes: Some(vec!["products.read".into()]), days: Some(30), ..TokenRequest::default() };
+    sa::issue(&mut store::open(&root, &name, Access::Write)?, &request)?;
 
     crate::net::init_tls();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

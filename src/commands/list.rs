@@ -2,11 +2,10 @@
 //! URLs are shown redacted and text from the files escaped; stale `up` staging folders are
 //! removed on the way.
 
-use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
 
 use crate::net::redact_url;
@@ -15,26 +14,10 @@ use crate::profile::Profile;
 use crate::store::{self, Access};
 use crate::validate;
 
-/// Names of the folders under `root` that hold a `profile.json`, sorted.
-pub fn profile_names(root: &Path) -> Result<Vec<String>> {
-    let entries = match fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", root.display())),
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.') && root.join(n).join("profile.json").is_file())
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
 pub fn run(root: &Path, args: crate::cli::ListArgs) -> Result<ExitCode> {
-    let names = profile_names(root)?;
+    let names = store::profile_names(root)?;
     // A killed `up` may have left a staging folder holding a private key.
-    super::up::remove_stale_staging(root);
+    crate::create::remove_stale_staging(root);
     if args.profiles {
         output::emit(&names.iter().map(|n| format!("{n}\n")).collect::<String>())?;
         return Ok(ExitCode::SUCCESS);
