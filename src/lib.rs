@@ -10,6 +10,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod create;
+pub mod document;
 pub mod error;
 pub mod fsx;
 pub mod jwk;

@@ -6,9 +6,7 @@
 //! loop. Scopes come from the operation's (or the document's) `security` requirements.
 //!
 //! A spec is untrusted input that every reload parses again, so its cost is bounded: at most
-//! [`MAX_SPEC_BYTES`], nesting at most [`MAX_NESTING`] deep (checked before parsing: the YAML
-//! parser is quadratic in nesting depth — 400 KB of `[[[…]]]` took minutes — while serde_json
-//! stops at 128 on its own), and `$ref` inlining at most [`MAX_INLINED_PER_TOOL`] nodes per tool
+//! [`MAX_SPEC_BYTES`], nesting bounded (see `crate::document`), and `$ref` inlining at most [`MAX_INLINED_PER_TOOL`] nodes per tool
 //! and [`MAX_INLINED_TOTAL`] per spec (references that fan out, each level naming the previous
 //! one many times, grow exponentially); past the budget a schema becomes `{}` (any value).
 
@@ -28,8 +26,6 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 const MAX_REF_DEPTH: usize = 32;
 /// Largest spec, in bytes.
 pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
-/// Deepest nesting of collections in a spec.
-pub const MAX_NESTING: usize = 64;
 /// JSON nodes `$ref` inlining may produce for one tool (its input schema and example)...
 pub const MAX_INLINED_PER_TOOL: usize = 20_000;
 /// ...and for all tools of a spec together.
@@ -74,18 +70,7 @@ pub struct Operation {
 impl Spec {
     /// Parse JSON or YAML text and check it is OpenAPI 3.x. `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Spec> {
-        if text.len() > MAX_SPEC_BYTES {
-            bail!("{origin}: larger than {MAX_SPEC_BYTES} bytes");
-        }
-        let doc: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: invalid JSON ({e})"))?
-        } else {
-            let depth = yaml_nesting(text);
-            if depth > MAX_NESTING {
-                bail!("{origin}: nested more than {MAX_NESTING} levels deep");
-            }
-            serde_norway::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: invalid YAML ({e})"))?
-        };
+        let doc = crate::document::parse(text, origin, MAX_SPEC_BYTES)?;
         let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
         if !(version.starts_with("3.0") || version.starts_with("3.1")) {
             bail!("{origin}: not an OpenAPI 3.0 or 3.1 document (\"openapi\" is {:?})", doc.get("openapi").cloned().unwrap_or(Value::Null));
@@ -283,61 +268,6 @@ impl Spec {
     }
 }
 
-/// How deeply a YAML text nests, over-estimated: block levels by indentation (and `- - x`
-/// sequences on one line) plus open flow brackets. Quotes are honoured inside flow collections,
-/// where a bracket is always an indicator; in block context a bracket opens a flow collection
-/// only where a value starts. Linear, so it can run before the (quadratic) parser.
-fn yaml_nesting(text: &str) -> usize {
-    let mut deepest = 0;
-    let mut indents: Vec<usize> = Vec::new();
-    let mut flow = 0usize;
-    let mut quote: Option<char> = None;
-    for line in text.lines() {
-        let trimmed = line.trim_start_matches(' ');
-        let mut dashes = 0;
-        if flow == 0 && quote.is_none() {
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let indent = line.len() - trimmed.len();
-            while indents.last().is_some_and(|&i| i >= indent) {
-                indents.pop();
-            }
-            indents.push(indent);
-            let mut rest = trimmed;
-            while let Some(r) = rest.strip_prefix("- ") {
-                dashes += 1;
-                rest = r.trim_start_matches(' ');
-            }
-        }
-        let mut last = ' '; // last character that was not a space
-        let mut prev = ' ';
-        let mut escaped = false;
-        for c in line.chars() {
-            match quote {
-                Some('"') if escaped => escaped = false,
-                Some('"') if c == '\\' => escaped = true,
-                Some(q) if c == q => quote = None,
-                Some(_) => {}
-                None => match c {
-                    '#' if prev == ' ' || prev == '\t' => break,
-                    '"' | '\'' if flow > 0 && matches!(last, '[' | '{' | ',' | ':' | ' ') => quote = Some(c),
-                    '[' | '{' if flow > 0 || matches!(last, ' ' | ':' | '-' | '?' | ',') => flow += 1,
-                    ']' | '}' if flow > 0 => flow -= 1,
-                    _ => {}
-                },
-            }
-            deepest = deepest.max(indents.len() + dashes + flow);
-            if c != ' ' && c != '\t' {
-                last = c;
-            }
-            prev = c;
-        }
-        deepest = deepest.max(indents.len() + dashes + flow);
-    }
-    deepest
-}
-
 fn json_media(holder: &Value) -> Option<&Value> {
     let content = holder.get("content")?.as_object()?;
     content.iter().find(|(media, _)| media.starts_with("application/json") || media.ends_with("+json")).map(|(_, v)| v)
@@ -412,17 +342,6 @@ mod tests {
         let ops = Spec::parse(doc, "t.json").unwrap().operations(&get());
         assert_eq!(ops[0].name, "get_a_id");
         assert!(ops[0].input_schema["properties"]["id"].is_object());
-    }
-
-    #[test]
-    fn nesting_is_measured_before_parsing() {
-        assert!(yaml_nesting(SAMPLE_YAML) < 20, "{}", yaml_nesting(SAMPLE_YAML));
-        assert_eq!(yaml_nesting("a: [[[1]]]\n"), 4);
-        assert_eq!(yaml_nesting("a: 'x [[[[' # [[[[\nb: \"[[[[\"\n"), 1);
-        assert_eq!(yaml_nesting("a:\n  b:\n    - - c\n"), 5);
-        let deep = format!("openapi: 3.0.0\npaths: {{}}\nx: {}{}\n", "[".repeat(100), "]".repeat(100));
-        let e = Spec::parse(&deep, "deep.yaml").unwrap_err().to_string();
-        assert!(e.contains("nested more than 64"), "{e}");
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl OAuthConfig {
     /// Read a YAML or JSON file; `env` resolves `${VAR}`.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<OAuthConfig> {
         let text = read_small(path)?;
-        let doc: Value = serde_norway::from_str(&text).map_err(|e| anyhow!("{}: invalid YAML or JSON ({e})", path.display()))?;
+        let doc = crate::document::parse(&text, &path.display().to_string(), MAX_FILE_BYTES as usize)?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_value(&doc, base, env).map_err(|e| anyhow!("{}: {e:#}", path.display()))
     }
