@@ -182,40 +182,9 @@ async fn at_the_descriptor_limit_the_accept_loop_backs_off_instead_of_spinning()
     let bin = BIN;
     let root = &p.env.root().to_str().unwrap().to_owned();
     let script = format!("ulimit -n 64 && exec '{bin}' --root '{root}' serve p --port 0");
-    let mut child = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .env_remove("MCPGEN_ROOT")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let err_text = Arc::new(Mutex::new(String::new()));
-    {
-        let sink = Arc::clone(&err_text);
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next().and_then(Result::ok));
-        for _ in lines {}
-    });
-    let url = rx.recv_timeout(Duration::from_secs(60)).ok().flatten().expect("server URL");
-    let host = url.trim_start_matches("http://").trim_end_matches("/mcp").to_owned();
-    let pid = child.id();
+    let server = Server::start(Cmd::program("sh", &p.env.root()).args(["-c", &script]));
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let pid = server.pid();
 
     let mut idle = Vec::new();
     for _ in 0..100 {
@@ -243,9 +212,7 @@ async fn at_the_descriptor_limit_the_accept_loop_backs_off_instead_of_spinning()
         if served { Ok(()) } else { Err("not served".to_string()) }
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let log = err_text.lock().unwrap().clone();
+    let log = server.stop();
     assert!(log.lines().filter(|l| l.contains("cannot accept")).count() <= 3, "one warning per burst:\n{log}");
 }
 
@@ -638,28 +605,16 @@ async fn a_header_name_with_controls_is_refused_not_printed() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&text);
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
+    let (text, reader) = Log::collect(child.stderr.take().unwrap());
     // Either it refuses to start, or it prints its start line: decide within the deadline.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() && !text.lock().unwrap().contains("serving profile") {
-        assert!(Instant::now() < deadline, "serve neither started nor failed: {}", text.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_blocking("serve to start or refuse", Duration::from_secs(30), || {
+        let exited = child.try_wait().unwrap().is_some();
+        if exited || text.text().contains("serving profile") { Ok(()) } else { Err(text.text()) }
+    });
     let _ = child.kill();
     let status = child.wait().unwrap();
-    let log = text.lock().unwrap().clone();
+    let _ = reader.join();
+    let log = text.text();
     assert!(!log.contains('\u{1b}') && !log.contains('\u{7}'), "raw controls on stderr: {log:?}");
     assert!(!status.success() && log.contains("service_account.header"), "refused, naming the key: {log}");
 }

@@ -112,9 +112,15 @@ fn old_public_key(session: &store::Session, kid: &str) -> Result<PublicKey> {
     Ok(key)
 }
 
-/// Mint every token, split over the available cores; one result per token, in order.
+/// Mint every token, split over the available cores (one `Minter` shared by all threads); one
+/// result per token, in order.
 fn mint_all(key: &PrivateKey, profile: &crate::profile::Profile, now: chrono::DateTime<Utc>) -> Vec<Result<(TokenEntry, String), String>> {
     let tokens = &profile.sa_tokens;
+    let minter = match Minter::new(key) {
+        Ok(m) => m,
+        Err(e) => return vec![Err(format!("{e:#}"))],
+    };
+    let minter = &minter;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     let chunk = tokens.len().div_ceil(threads).max(256);
     std::thread::scope(|scope| {
@@ -122,13 +128,8 @@ fn mint_all(key: &PrivateKey, profile: &crate::profile::Profile, now: chrono::Da
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    // One signer per thread (jsonwebtoken's signer is not Sync).
-                    let minter = match Minter::new(key) {
-                        Ok(m) => m,
-                        Err(e) => return vec![Err(format!("{e:#}"))],
-                    };
                     part.iter()
-                        .map(|t| sa::mint(&minter, profile, TokenSpec::from(t), now).map_err(|e| format!("token {}: {e:#}", t.name)))
+                        .map(|t| sa::mint(minter, profile, TokenSpec::from(t), now).map_err(|e| format!("token {}: {e:#}", t.name)))
                         .collect::<Vec<_>>()
                 })
             })

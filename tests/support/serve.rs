@@ -165,6 +165,11 @@ impl Server {
         Server { child, url, base, log, stderr_reader: Some(stderr_reader), http: http_client() }
     }
 
+    /// The process id (of the program started: `serve`, or a shell that `exec`s it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.log.text()
