@@ -411,14 +411,7 @@ impl OidcProvider {
             .unwrap_or_else(|e| panic!("cannot start node: {e}"));
         let stdin = child.stdin.take().expect("stdin pipe");
         let (log, _) = Log::collect(child.stderr.take().expect("stderr pipe"));
-        let stdout = child.stdout.take().expect("stdout pipe");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next().and_then(Result::ok));
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(WAIT).ok().flatten();
+        let line = super::first_line(child.stdout.take().expect("stdout pipe"));
         let issuer = line
             .as_deref()
             .and_then(|l| serde_json::from_str::<Value>(l).ok())

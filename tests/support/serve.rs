@@ -128,6 +128,18 @@ impl Log {
     }
 }
 
+/// The first line a child prints on `pipe` (`None` if it prints none within the harness's
+/// wait); the rest is drained so the child never blocks on a full pipe.
+pub fn first_line(pipe: impl std::io::Read + Send + 'static) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(pipe).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok));
+        for _ in lines {}
+    });
+    rx.recv_timeout(WAIT).ok().flatten()
+}
+
 /// A running `mcpgen serve`, killed when dropped.
 pub struct Server {
     child: Child,
@@ -146,15 +158,7 @@ impl Server {
     pub fn start(cmd: Cmd) -> Server {
         let mut child = cmd.spawn();
         let (log, stderr_reader) = Log::collect(child.stderr.take().expect("stderr pipe"));
-        let stdout = child.stdout.take().expect("stdout pipe");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next().and_then(Result::ok));
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let first = rx.recv_timeout(WAIT).ok().flatten();
+        let first = first_line(child.stdout.take().expect("stdout pipe"));
         let Some(url) = first.filter(|l| l.starts_with("http://127.0.0.1:") && l.ends_with("/mcp")) else {
             let _ = child.kill();
             let _ = child.wait();
