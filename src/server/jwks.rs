@@ -4,7 +4,7 @@
 //! forged kids cannot turn the server into a request amplifier. Keys are parsed by `crate::jwk`.
 //!
 //! The endpoint is remote and may be hostile or down: its body is read a chunk at a time and
-//! dropped past [`MAX_JWKS_BYTES`], within reqwest's 5 s timeout. One fetch runs at a time and no
+//! dropped past [`MAX_JWKS_BYTES`], within [`FETCH_TIMEOUT`]. One fetch runs at a time and no
 //! lock on the keys is held across it: while it runs, other requests use the cached keys (stale
 //! ones too — an IdP outage does not lock everyone out), and only a request that has no keys at
 //! all waits for it, at most [`FIRST_FETCH_WAIT`].
@@ -20,6 +20,8 @@ use crate::token::TrustedKey;
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// Longest one fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document read.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// How long a request with no cached keys waits for a fetch another request started.
@@ -41,9 +43,10 @@ struct Cache {
 }
 
 impl JwksSource {
-    pub fn new(uri: String) -> Self {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        JwksSource { uri, client, cache: Mutex::new(Cache::default()), fetching: tokio::sync::Mutex::new(()) }
+    /// A source for `uri`, fetched with the shared HTTP policy (5 s timeout, no redirects).
+    pub fn new(uri: String) -> anyhow::Result<Self> {
+        let client = crate::net::Policy::new(FETCH_TIMEOUT, crate::net::is_https(&uri)).client()?;
+        Ok(JwksSource { uri, client, cache: Mutex::new(Cache::default()), fetching: tokio::sync::Mutex::new(()) })
     }
 
     fn cache(&self) -> MutexGuard<'_, Cache> {

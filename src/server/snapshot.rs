@@ -93,10 +93,11 @@ impl Live {
             }
             (Err(e), None) => return Err(e),
         };
-        let jwks = sa.jwks_uri.clone().map(|uri| match previous.and_then(|p| p.jwks.clone()) {
-            Some(existing) if existing.uri == uri => existing,
-            _ => Arc::new(JwksSource::new(uri)),
-        });
+        let jwks = match (sa.jwks_uri.clone(), previous.and_then(|p| p.jwks.clone())) {
+            (Some(uri), Some(existing)) if existing.uri == uri => Some(existing),
+            (Some(uri), _) => Some(Arc::new(JwksSource::new(uri).context("cannot set up the JWKS client")?)),
+            (None, _) => None,
+        };
         Ok(Live {
             profile: profile.name.clone(),
             port: profile.port,
