@@ -2,7 +2,7 @@
 //! `generated/<profile>/`.
 //!
 //! `profile.json` is the single source of truth; every other file in the folder is derived from
-//! it and the keys (see `derived`). Loading validates everything a hand edit could break —
+//! it and the keys (`sa` stages them). Loading validates everything a hand edit could break —
 //! types, names, the `filename` of each token (never trusted as a path), duplicates, two
 //! primaries — and reports the file and the entry.
 
