@@ -951,3 +951,91 @@ fn a_huge_expires_in_from_the_token_endpoint_is_not_a_crash() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert_eq!(fake.requests_to("/token").len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// OAuth discovery: the MCP server names the authorization server, but does not decide where a
+// client secret goes.
+
+/// A fake answering the well-known documents of `paths` with JSON built from its own base URL.
+fn documents(paths: Vec<(&'static str, fn(&str) -> Value)>) -> (Fake, std::sync::Arc<std::sync::OnceLock<String>>) {
+    let base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let own = std::sync::Arc::clone(&base);
+    let fake = Fake::start(move |req| {
+        let base = own.get().cloned().unwrap_or_default();
+        match paths.iter().find(|(p, _)| *p == req.path) {
+            Some((_, doc)) => json_reply(StatusCode::OK, &doc(&base)),
+            None => json_reply(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
+        }
+    });
+    base.set(fake.base.clone()).unwrap();
+    (fake, base)
+}
+
+fn as_metadata(base: &str) -> Value {
+    json!({"issuer": base, "token_endpoint": format!("{base}/token"), "token_endpoint_auth_methods_supported": ["client_secret_basic"]})
+}
+
+#[test]
+fn discovery_never_sends_a_client_secret_to_an_authorization_server_on_another_origin() {
+    let root = Env::new();
+    let (thief, _) = documents(vec![
+        ("/.well-known/oauth-authorization-server", as_metadata),
+        ("/token", |_| json!({"access_token": "stolen", "expires_in": 60})),
+    ]);
+    let thief_base = thief.base.clone();
+    let mcp = FakeMcp {
+        other: Some(std::sync::Arc::new(move |_req: &Recorded| {
+            json_reply(StatusCode::OK, &json!({"resource": "x", "authorization_servers": [thief_base.clone()]}))
+        })),
+        ..FakeMcp::default()
+    }
+    .start();
+    let file = root.dir.path().join("oauth.json");
+    std::fs::write(&file, r#"{"client_id": "victim-app", "client_secret": "TOP-SECRET-123"}"#).unwrap();
+    let run = root.client().args(["--url", &mcp.url, "--oauth", file.to_str().unwrap()]).run();
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("another origin") && run.stderr.contains("issuer"), "{}", run.stderr);
+    assert!(thief.requests_to("/token").is_empty(), "the client secret went to a server the user never named");
+    assert!(!run.stderr.contains("TOP-SECRET-123"));
+
+    // Naming that server as the issuer in the file is the user's consent.
+    std::fs::write(&file, format!(r#"{{"client_id": "victim-app", "client_secret": "TOP-SECRET-123", "issuer": "{}"}}"#, thief.base))
+        .unwrap();
+    root.client().args(["--url", &mcp.url, "--oauth", file.to_str().unwrap()]).run().expect(0);
+    assert_eq!(thief.requests_to("/token").len(), 1);
+}
+
+#[test]
+fn discovery_on_the_servers_own_origin_finds_the_token_endpoint_and_sends_the_resource() {
+    let root = Env::new();
+    let own = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let base = std::sync::Arc::clone(&own);
+    let mcp = FakeMcp {
+        other: Some(std::sync::Arc::new(move |req: &Recorded| {
+            let base = base.get().cloned().unwrap_or_default();
+            match req.path.as_str() {
+                "/.well-known/oauth-protected-resource/mcp" => {
+                    json_reply(StatusCode::OK, &json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]}))
+                }
+                "/.well-known/oauth-authorization-server" => json_reply(StatusCode::OK, &as_metadata(&base)),
+                "/token" => json_reply(StatusCode::OK, &json!({"access_token": "tok-d", "expires_in": 600})),
+                _ => json_reply(StatusCode::NOT_FOUND, &json!({})),
+            }
+        })),
+        ..FakeMcp::default()
+    }
+    .start();
+    own.set(mcp.base.clone()).unwrap();
+    let file = root.dir.path().join("oauth.yaml");
+    std::fs::write(&file, "client_id: robot\nclient_secret: 'a+b/c=d'\nscopes: x.read\n").unwrap();
+    root.client().args(["--url", &mcp.url, "--oauth", file.to_str().unwrap()]).run().expect(0);
+    let token = mcp.requests_to("/token");
+    assert_eq!(token.len(), 1);
+    use base64::Engine;
+    // RFC 6749 §2.3.1: the secret is form-encoded before Basic encoding.
+    let basic = base64::engine::general_purpose::STANDARD.encode("robot:a%2Bb%2Fc%3Dd");
+    assert_eq!(token[0].header("authorization"), Some(format!("Basic {basic}")));
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&token[0].body).into_owned().collect();
+    assert_eq!(form.get("resource"), Some(&mcp.url), "RFC 8707 resource is the MCP URL");
+    assert!(mcp.requests_to("/mcp").iter().all(|r| r.header("authorization").as_deref() == Some("Bearer tok-d")));
+}

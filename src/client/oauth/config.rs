@@ -6,7 +6,9 @@
 //!   default) or `client_secret_post` with `client_secret`, or `private_key_jwt` (RFC 7523) with
 //!   `private_key` (PEM text, typically `${VAR}`) or `private_key_file`, signed with
 //!   `token_endpoint_auth_signing_alg` (default from the key: EdDSA, RS256 or ES256);
-//! - `token_url` (optional: discovered from the MCP server's metadata when absent), `scopes`
+//! - `token_url` (optional: discovered from the MCP server's metadata when absent — from the
+//!   authorization server named by `issuer`, or for a client secret only one on the MCP server's
+//!   own origin, so a hostile MCP server cannot collect the secret), `scopes`
 //!   (list or space-delimited string), `resource` (RFC 8707; default the MCP server's URL),
 //!   `token_cache_buffer_seconds` (default 300);
 //! - `service_token`: a second header, from `token` or from a `command` (argv list) whose
@@ -62,6 +64,9 @@ pub struct OAuthConfig {
     pub client_id: String,
     pub auth: ClientAuth,
     pub token_url: Option<String>,
+    /// The authorization server discovery may use (its RFC 8414 `issuer`); without it, only one
+    /// on the MCP server's own origin gets a client secret.
+    pub issuer: Option<String>,
     pub scopes: Vec<String>,
     /// RFC 8707 resource indicator; `None` means the MCP server's URL.
     pub resource: Option<String>,
@@ -79,6 +84,7 @@ impl std::fmt::Debug for OAuthConfig {
             .field("client_id", &self.client_id)
             .field("auth", &format!("{} <redacted>", self.auth.method()))
             .field("token_url", &self.token_url)
+            .field("issuer", &self.issuer)
             .field("scopes", &self.scopes)
             .field("resource", &self.resource)
             .field("buffer", &self.buffer)
@@ -135,6 +141,10 @@ impl OAuthConfig {
         if let Some(url) = &token_url {
             crate::validate::http_url(url).map_err(|e| anyhow!("token_url: {e}"))?;
         }
+        let issuer = present("issuer")?;
+        if let Some(url) = &issuer {
+            crate::validate::http_url(url).map_err(|e| anyhow!("issuer: {e}"))?;
+        }
         let resource = present("resource")?;
         if let Some(url) = &resource {
             crate::validate::http_url(url).map_err(|e| anyhow!("resource: {e}"))?;
@@ -161,7 +171,7 @@ impl OAuthConfig {
             None | Some(Value::Null) => None,
             Some(st) => Some(service_token(st, env)?),
         };
-        Ok(OAuthConfig { client_id, auth, token_url, scopes, resource, buffer: Duration::from_secs(buffer), service_token })
+        Ok(OAuthConfig { client_id, auth, token_url, issuer, scopes, resource, buffer: Duration::from_secs(buffer), service_token })
     }
 }
 

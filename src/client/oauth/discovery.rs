@@ -3,6 +3,12 @@
 //! that server's RFC 8414 metadata (or OpenID Connect discovery) names its `token_endpoint` and
 //! the client authentication methods it supports. The metadata's `issuer` must be the server
 //! we asked (RFC 8414 §3.3), and every document is read with a size cap.
+//!
+//! The MCP server is not trusted to choose where credentials go: the authorization server it
+//! names must be the `issuer` of the `--oauth` file or, when the file names none and a client
+//! secret would be sent, be on the MCP server's own origin; and a token endpoint that receives a
+//! secret must be https unless it is on loopback. (A `private_key_jwt` assertion names the
+//! token endpoint as its audience, so another server cannot replay it.)
 
 use serde_json::Value;
 
@@ -13,7 +19,13 @@ use crate::net::{self, redact_url};
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 /// The token endpoint of the authorization server that protects `server_url`.
-pub async fn token_endpoint(http: &reqwest::Client, server_url: &str, method: &str, debug: bool) -> Result<String, ClientError> {
+pub async fn token_endpoint(
+    http: &reqwest::Client,
+    server_url: &str,
+    expected_issuer: Option<&str>,
+    method: &str,
+    debug: bool,
+) -> Result<String, ClientError> {
     let resource = url::Url::parse(server_url).map_err(|e| ClientError::Protocol(format!("MCP URL: {e}")))?;
     let prm = first_document(http, &well_known(&resource, "oauth-protected-resource"), debug).await.map_err(|why| {
         ClientError::Protocol(format!(
@@ -30,6 +42,23 @@ pub async fn token_endpoint(http: &reqwest::Client, server_url: &str, method: &s
         })?
         .to_owned();
     let issuer_url = crate::validate::http_url(&issuer).map_err(|e| ClientError::Protocol(format!("authorization server: {e}")))?;
+    let sends_secret = method != "private_key_jwt";
+    match expected_issuer {
+        Some(expected) if expected.trim_end_matches('/') != issuer.trim_end_matches('/') => {
+            return Err(ClientError::Protocol(format!(
+                "the MCP server names authorization server {}, not the issuer {} of the --oauth file; refusing to send credentials there",
+                redact_url(&issuer),
+                redact_url(expected)
+            )));
+        }
+        None if sends_secret && issuer_url.origin() != resource.origin() => {
+            return Err(ClientError::Protocol(format!(
+                "the MCP server names authorization server {}, on another origin; set issuer (or token_url) in the --oauth file to trust it with the client secret",
+                redact_url(&issuer)
+            )));
+        }
+        _ => {}
+    }
     let mut candidates = well_known(&issuer_url, "oauth-authorization-server");
     candidates.extend(well_known(&issuer_url, "openid-configuration"));
     candidates.push(format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')));
@@ -57,8 +86,23 @@ pub async fn token_endpoint(http: &reqwest::Client, server_url: &str, method: &s
         .get("token_endpoint")
         .and_then(Value::as_str)
         .ok_or_else(|| ClientError::Protocol(format!("authorization server {} publishes no token_endpoint", redact_url(&issuer))))?;
-    crate::validate::http_url(endpoint).map_err(|e| ClientError::Protocol(format!("token_endpoint: {e}")))?;
+    let endpoint_url = crate::validate::http_url(endpoint).map_err(|e| ClientError::Protocol(format!("token_endpoint: {e}")))?;
+    if sends_secret && endpoint_url.scheme() != "https" && !is_loopback(&endpoint_url) {
+        return Err(ClientError::Protocol(format!(
+            "the discovered token endpoint {} is not https; refusing to send the client secret in the clear",
+            redact_url(endpoint)
+        )));
+    }
     Ok(endpoint.to_owned())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// `https://host/.well-known/<name>/<path>` (path insertion, RFC 8414 §3.1 and RFC 9728 §3.1),

@@ -100,7 +100,8 @@ impl OAuthProvider {
         if let Some(url) = known.as_ref() {
             return Ok(url.clone());
         }
-        let found = discovery::token_endpoint(http, &self.server_url, self.config.auth.method(), debug).await?;
+        let found =
+            discovery::token_endpoint(http, &self.server_url, self.config.issuer.as_deref(), self.config.auth.method(), debug).await?;
         *known = Some(found.clone());
         Ok(found)
     }
