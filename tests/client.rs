@@ -956,8 +956,11 @@ fn a_huge_expires_in_from_the_token_endpoint_is_not_a_crash() {
 // OAuth discovery: the MCP server names the authorization server, but does not decide where a
 // client secret goes.
 
-/// A fake answering the well-known documents of `paths` with JSON built from its own base URL.
-fn documents(paths: Vec<(&'static str, fn(&str) -> Value)>) -> (Fake, std::sync::Arc<std::sync::OnceLock<String>>) {
+/// A path and the JSON document served there, built from the server's own base URL.
+type Document = (&'static str, fn(&str) -> Value);
+
+/// A fake answering the documents of `paths`.
+fn documents(paths: Vec<Document>) -> Fake {
     let base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
     let own = std::sync::Arc::clone(&base);
     let fake = Fake::start(move |req| {
@@ -968,7 +971,7 @@ fn documents(paths: Vec<(&'static str, fn(&str) -> Value)>) -> (Fake, std::sync:
         }
     });
     base.set(fake.base.clone()).unwrap();
-    (fake, base)
+    fake
 }
 
 fn as_metadata(base: &str) -> Value {
@@ -978,7 +981,7 @@ fn as_metadata(base: &str) -> Value {
 #[test]
 fn discovery_never_sends_a_client_secret_to_an_authorization_server_on_another_origin() {
     let root = Env::new();
-    let (thief, _) = documents(vec![
+    let thief = documents(vec![
         ("/.well-known/oauth-authorization-server", as_metadata),
         ("/token", |_| json!({"access_token": "stolen", "expires_in": 60})),
     ]);
