@@ -25,9 +25,10 @@ pub fn table<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
     out
 }
 
-/// Pretty JSON with a trailing newline.
+/// Pretty JSON with a trailing newline; characters that could drive a terminal (C1, bidi,
+/// invisible) are JSON-escaped, which leaves the document's meaning unchanged.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(value)? + "\n")
+    Ok(crate::validate::escape_json(&serde_json::to_string_pretty(value)?) + "\n")
 }
 
 /// Write `text` to stdout. A reader that went away (EPIPE) is not an error.

@@ -93,8 +93,9 @@ pub fn printable(value: &str) -> String {
 
 /// Control characters escaped, so text from elsewhere cannot drive the terminal, forge a log
 /// line or reorder what a reader sees: C0, DEL and C1 controls (`is_control`), the Unicode line
-/// and paragraph separators, and the bidirectional formatting characters (U+061C, U+200E/F,
-/// U+202A–U+202E, U+2066–U+2069), which can make `exe.txt` display as `txt.exe`.
+/// and paragraph separators, the bidirectional formatting characters (U+061C, U+200E/F,
+/// U+202A–U+202E, U+2066–U+2069), which can make `exe.txt` display as `txt.exe`, and the
+/// invisible ones (U+200B–U+200D, U+2060–U+2064, U+FEFF) that make two names look alike.
 pub fn escape_controls(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
@@ -109,7 +110,38 @@ pub fn escape_controls(value: &str) -> String {
 
 fn is_unsafe(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// Serialized JSON made safe for a terminal without changing what it means: every character
+/// [`escape_controls`] would escape becomes a JSON `\uXXXX` escape (serde_json escapes only C0
+/// controls; such characters can only stand inside strings, where the escape is equivalent).
+pub fn escape_json(json: &str) -> String {
+    if !json.chars().any(is_unsafe) {
+        return json.to_owned();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_unsafe(c) && c != '\n' {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -145,6 +177,16 @@ mod tests {
         assert!(days(0).is_err());
         assert!(days(-1).is_err());
         assert!(days(36501).is_err());
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_and_loses_its_controls() {
+        let value = serde_json::json!({"a": "x\u{202e}evil\u{9b}2J\u{85}\u{200b}", "b": [1, "\u{7f}"]});
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        let safe = escape_json(&pretty);
+        assert!(!safe.chars().any(|c| is_unsafe(c) && c != '\n'), "{safe:?}");
+        assert!(safe.contains("\\u202e") && safe.contains("\\u009b"), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
     }
 
     #[test]

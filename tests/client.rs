@@ -1042,3 +1042,21 @@ fn discovery_on_the_servers_own_origin_finds_the_token_endpoint_and_sends_the_re
     assert_eq!(form.get("resource"), Some(&mcp.url), "RFC 8707 resource is the MCP URL");
     assert!(mcp.requests_to("/mcp").iter().all(|r| r.header("authorization").as_deref() == Some("Bearer tok-d")));
 }
+
+#[test]
+fn json_results_reach_the_terminal_without_bidi_c1_or_invisible_characters() {
+    let root = Env::new();
+    let hostile = "{\"a\": \"x\u{202e}evil\u{9b}2J\u{85}\u{200b}\"}";
+    let fake = FakeMcp { call: std::sync::Arc::new(move |_| text_result(hostile)), ..FakeMcp::default() }.start();
+    let run = root.client().args(["--url", &fake.url, "--tool", "echo"]).run();
+    run.expect(0);
+    for c in ['\u{202e}', '\u{9b}', '\u{85}', '\u{200b}'] {
+        assert!(!run.stdout.contains(c), "{c:?} reached the terminal: {:?}", run.stdout);
+    }
+    // Still JSON, and still the same value.
+    let shown: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(shown, serde_json::from_str::<Value>(hostile).unwrap());
+    // --raw is the one way to get the text exactly as sent.
+    let raw = root.client().args(["--url", &fake.url, "--tool", "echo", "--raw"]).run();
+    assert!(raw.stdout.contains('\u{202e}'));
+}

@@ -21,7 +21,7 @@ pub fn details(tools: &[&Tool]) -> String {
     let mut out = String::new();
     for tool in tools {
         out.push_str(&format!("- {}: {}\n", one_line(&tool.name), one_line(tool.description.as_deref().unwrap_or(""))));
-        let schema = serde_json::to_string_pretty(&tool.input_schema).unwrap_or_default();
+        let schema = validate::escape_json(&serde_json::to_string_pretty(&tool.input_schema).unwrap_or_default());
         out.push_str("  inputSchema:\n");
         for line in schema.lines() {
             out.push_str(&format!("    {}\n", validate::escape_controls(line)));
@@ -54,7 +54,7 @@ pub fn result(result: &CallToolResult, raw: bool) -> String {
     }
     for text in &texts {
         match serde_json::from_str::<Value>(text) {
-            Ok(value) => out.push_str(&serde_json::to_string_pretty(&value).unwrap_or_default()),
+            Ok(value) => out.push_str(&validate::escape_json(&serde_json::to_string_pretty(&value).unwrap_or_default())),
             Err(_) => out.push_str(&text.split('\n').map(validate::escape_controls).collect::<Vec<_>>().join("\n")),
         }
         out.push('\n');
@@ -62,7 +62,7 @@ pub fn result(result: &CallToolResult, raw: bool) -> String {
     if texts.is_empty()
         && let Some(structured) = &result.structured_content
     {
-        out.push_str(&serde_json::to_string_pretty(structured).unwrap_or_default());
+        out.push_str(&validate::escape_json(&serde_json::to_string_pretty(structured).unwrap_or_default()));
         out.push('\n');
     }
     for other in result.content.iter().filter(|c| c.kind != "text") {
