@@ -36,6 +36,9 @@ pub struct ServerSection {
     pub allowed_origins: Vec<String>,
     /// Connections served at once (read at start); more wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (read at start); more are closed at
+    /// once. Raise it when every request comes through one reverse proxy.
+    pub max_connections_per_client: usize,
     /// Time a request may take to send its body once its head is in; then 408.
     pub body_timeout_seconds: f64,
     /// Time a connection may take to send a request head, including the wait between two
@@ -45,6 +48,9 @@ pub struct ServerSection {
 
 /// Default of `server.max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of `server.max_connections_per_client`: a quarter of all, so one address cannot
+/// take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 /// Default of `server.body_timeout_seconds`.
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 10.0;
 /// Default of `server.idle_timeout_seconds`.
@@ -60,6 +66,7 @@ impl Default for ServerSection {
             host: "127.0.0.1".into(),
             allowed_origins: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             body_timeout_seconds: DEFAULT_BODY_TIMEOUT_SECONDS,
             idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
         }

@@ -643,3 +643,54 @@ async fn an_unauthenticated_request_is_refused_without_waiting_for_its_body() {
     let text = String::from_utf8_lossy(&reply);
     assert!(text.starts_with("HTTP/1.1 401"), "{text:?}");
 }
+
+/// A client whose connections come from `127.0.0.2` (another address on loopback).
+fn from_another_address() -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let p = Profile::sample();
+    p.edit_config(|c| c["server"]["max_connections_per_client"] = json!(8));
+    let s = p.serve(&[]);
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(addr(&s)).await.unwrap());
+    }
+    // The ninth from the same address is closed at once (accepted in order, after the eight).
+    let mut ninth = tokio::net::TcpStream::connect(addr(&s)).await.unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(20), ninth.read(&mut buf)).await.expect("the ninth connection is closed");
+    assert_eq!(read.unwrap_or(0), 0, "the ninth connection was served");
+    // Meanwhile another address is served.
+    let reply = from_another_address().get(format!("{}/.well-known/jwks.json", s.base)).send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+}
+
+#[tokio::test]
+async fn anonymous_callers_do_not_evict_each_others_sessions() {
+    let p = Profile::sample();
+    p.edit_config(|c| c["security"]["authentication"]["service_account"]["required"] = json!(false));
+    let s = p.serve(&[]);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "victim", "version": "0"}}});
+    let victim = from_another_address();
+    let reply = victim.post(&s.url).header("accept", "application/json").json(&init).send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+    let session = reply.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    // Another anonymous caller opens more sessions than one owner may keep.
+    for _ in 0..110 {
+        assert_eq!(s.try_initialize(&Auth::none(), "2025-11-25").await.status, 200);
+    }
+    let ping = victim
+        .post(&s.url)
+        .header("accept", "application/json")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200, "the anonymous victim's session was evicted");
+}

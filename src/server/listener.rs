@@ -1,11 +1,13 @@
 //! The accept loop of `mcpgen serve`: bind, then serve HTTP/1.1 connections with hyper until
 //! shutdown. Everything a client can hold is bounded here: at most `server.max_connections`
-//! connections at once (the rest wait in the kernel's accept queue), a request head of at most
+//! connections at once (the rest wait in the kernel's accept queue) and at most
+//! `server.max_connections_per_client` from one address, a request head of at most
 //! [`MAX_HEAD_BYTES`], a connection that sends no request head for `server.idle_timeout_seconds`
 //! (also between kept-alive requests) is closed, and accept errors (descriptors exhausted) back
 //! off from 10 ms to 1 s instead of spinning, logged once per burst.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,7 +68,9 @@ impl Server {
         });
         let mut connections = tokio::task::JoinSet::new();
         let mut stop = stop_rx.clone();
-        let permits = Arc::new(tokio::sync::Semaphore::new(self.state.shared.get().settings.max_connections));
+        let settings = self.state.shared.get().settings.clone();
+        let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+        let per_client = PerClient::new(settings.max_connections_per_client);
         let mut backoff = ACCEPT_BACKOFF_MIN;
         let mut failing = false;
         loop {
@@ -80,8 +84,8 @@ impl Server {
                 accepted = self.listener.accept() => accepted,
                 _ = stopped(&mut stop) => break,
             };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and friends: retrying at once would spin; pause, longer each time,
                     // and say so once per burst.
@@ -103,12 +107,17 @@ impl Server {
                 failing = false;
             }
             backoff = ACCEPT_BACKOFF_MIN;
+            // One address may not hold every slot: past its share the connection is closed at
+            // once (its permit goes back with it).
+            let Some(slot) = per_client.enter(peer.ip()) else { continue };
             let _ = stream.set_nodelay(true);
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let app = app.clone().layer(axum::Extension(PeerIp(peer.ip())));
+            let service = hyper_util::service::TowerToHyperService::new(app);
             let mut stop = stop_rx.clone();
             let idle_timeout = self.state.shared.get().settings.idle_timeout;
             connections.spawn(async move {
                 let _permit = permit;
+                let _slot = slot;
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 // max_buf_size alone is a soft limit: a head that arrives in one large read is
                 // parsed whole, so the head size is also capped where it is parsed. (hyper's
@@ -135,6 +144,51 @@ impl Server {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), async { while connections.join_next().await.is_some() {} }).await;
         Ok(())
+    }
+}
+
+/// The client address of a connection, for the handlers (anonymous sessions are owned by it).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIp(pub IpAddr);
+
+/// Open connections per client address, capped.
+#[derive(Clone)]
+struct PerClient {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    cap: usize,
+}
+
+/// A connection's place in [`PerClient`], given back when dropped.
+struct Slot {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PerClient {
+    fn new(cap: usize) -> Self {
+        PerClient { open: Arc::new(Mutex::new(HashMap::new())), cap }
+    }
+
+    fn enter(&self, ip: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(Slot { open: Arc::clone(&self.open), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -32,6 +33,7 @@ use crate::mcp::messages::{CallToolParams, Implementation, InitializeParams, Ini
 use crate::mcp::{self, LATEST_VERSION, STRUCTURED_SINCE, method};
 use crate::server::access_log::LogLine;
 use crate::server::auth::{self, Caller, Refusal};
+use crate::server::listener::PeerIp;
 use crate::server::sessions::Sessions;
 use crate::server::snapshot::Live;
 use crate::server::watch::Shared;
@@ -111,7 +113,7 @@ async fn gate(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
 }
 
 /// Look up the session of a non-initialize request.
-fn check_session(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Result<(String, String), Response> {
+fn check_session(state: &AppState, headers: &HeaderMap, owner: &str) -> Result<(String, String), Response> {
     let Some(id) = headers.get(mcp::SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(plain_error(
             StatusCode::BAD_REQUEST,
@@ -120,7 +122,7 @@ fn check_session(state: &AppState, headers: &HeaderMap, caller: &Caller) -> Resu
             "missing Mcp-Session-Id header; send initialize first",
         ));
     };
-    let version = state.sessions.lock().unwrap_or_else(|p| p.into_inner()).touch(id, &caller.client_id);
+    let version = state.sessions.lock().unwrap_or_else(|p| p.into_inner()).touch(id, owner);
     match version {
         Some(version) => Ok((id.to_owned(), version)),
         None => Err(plain_error(StatusCode::NOT_FOUND, Id::Null, INVALID_REQUEST, "unknown or expired session; initialize again")),
@@ -147,14 +149,19 @@ async fn handle_get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQ
     log.finish(state.log, response)
 }
 
-async fn handle_delete(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn handle_delete(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<PeerIp>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let live = state.shared.get();
     let mut log = LogLine::new("DELETE");
     let response = match gate(&state, &live, &headers, query.as_deref()).await {
         Err(r) => r,
         Ok(caller) => {
             log.client = caller.client_id.clone();
-            match check_session(&state, &headers, &caller) {
+            match check_session(&state, &headers, &owner(&caller, peer.as_ref())) {
                 Err(r) => r,
                 Ok((id, _)) => {
                     state.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -166,10 +173,16 @@ async fn handle_delete(State(state): State<Arc<AppState>>, headers: HeaderMap, R
     log.finish(state.log, response)
 }
 
-async fn handle_post(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery, body: Body) -> Response {
+async fn handle_post(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<PeerIp>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Response {
     let live = state.shared.get();
     let mut log = LogLine::new("POST");
-    let response = post(&state, &live, &headers, query.as_deref(), body, &mut log).await;
+    let response = post(&state, &live, peer.as_ref(), &headers, query.as_deref(), body, &mut log).await;
     log.finish(state.log, response)
 }
 
@@ -193,7 +206,15 @@ async fn read_body(body: Body, timeout: Duration) -> Result<bytes::Bytes, Respon
     }
 }
 
-async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>, body: Body, log: &mut LogLine) -> Response {
+async fn post(
+    state: &AppState,
+    live: &Live,
+    peer: Option<&Extension<PeerIp>>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+    log: &mut LogLine,
+) -> Response {
     let caller = match gate(state, live, headers, query).await {
         Ok(caller) => caller,
         Err(r) => return r,
@@ -260,7 +281,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
             }
         };
         let version = if mcp::is_supported(&params.protocol_version) { params.protocol_version.as_str() } else { LATEST_VERSION };
-        let session_id = new_session(state, version, &caller);
+        let session_id = new_session(state, version, &owner(&caller, peer));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("tools".into(), json!({"listChanged": false}));
         let result = InitializeResult {
@@ -280,7 +301,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
         return response;
     }
 
-    let (_, session_version) = match check_session(state, headers, &caller) {
+    let (_, session_version) = match check_session(state, headers, &owner(&caller, peer)) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -378,9 +399,18 @@ fn encode(message: &Message) -> String {
     serde_json::to_string(message).unwrap_or_default()
 }
 
-fn new_session(state: &AppState, version: &str, caller: &Caller) -> String {
+/// Who owns a session: the authenticated client, else the client's address (so anonymous
+/// callers do not share one quota and cannot evict each other's sessions).
+fn owner(caller: &Caller, peer: Option<&Extension<PeerIp>>) -> String {
+    match (caller.authenticated, peer) {
+        (false, Some(Extension(PeerIp(ip)))) => format!("-@{ip}"),
+        _ => caller.client_id.clone(),
+    }
+}
+
+fn new_session(state: &AppState, version: &str, owner: &str) -> String {
     let id = format!("{:032x}", rand::random::<u128>());
-    state.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), version, &caller.client_id);
+    state.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), version, owner);
     id
 }
 

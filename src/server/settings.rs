@@ -20,6 +20,8 @@ pub struct Settings {
     pub allowed_methods: Vec<String>,
     /// `server.max_connections` (at least 1; read by `serve` at start only).
     pub max_connections: usize,
+    /// `server.max_connections_per_client` (at least 1; read at start only).
+    pub max_connections_per_client: usize,
     /// `server.body_timeout_seconds` and `server.idle_timeout_seconds`, clamped to 0.1 s–1 h.
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
@@ -77,6 +79,7 @@ impl Settings {
             openapi: config.openapi,
             allowed_methods: config.routing.allowed_methods,
             max_connections: config.server.max_connections.max(1),
+            max_connections_per_client: config.server.max_connections_per_client.max(1),
             body_timeout: seconds(config.server.body_timeout_seconds),
             idle_timeout: seconds(config.server.idle_timeout_seconds),
         })
