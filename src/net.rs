@@ -53,20 +53,32 @@ pub fn is_https(url: &str) -> bool {
     url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:"))
 }
 
-/// The URL with any password and secret-bearing query parameter replaced, for messages, logs
-/// and traces.
+/// The URL with its credentials replaced, for messages, logs and traces: the password — or the
+/// user name when it stands alone, which is how tokens ride in URLs (`https://ghp_…@host/`) —
+/// and every query parameter whose name suggests a secret. A text that does not parse as a URL
+/// is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else { return crate::validate::printable(url) };
+    let Ok(mut parsed) = url::Url::parse(url) else { return "<not a URL>".to_owned() };
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some("redacted"));
+    } else if !parsed.username().is_empty() {
+        let _ = parsed.set_username("redacted");
     }
-    let secret = |k: &str| matches!(k.to_ascii_lowercase().as_str(), "access_token" | "token" | "id_token" | "client_secret" | "api_key");
-    if parsed.query_pairs().any(|(k, _)| secret(&k)) {
-        let pairs: Vec<(String, String)> =
-            parsed.query_pairs().map(|(k, v)| (k.to_string(), if secret(&k) { "redacted".to_owned() } else { v.into_owned() })).collect();
+    if parsed.query_pairs().any(|(k, _)| secret_parameter(&k)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| (k.to_string(), if secret_parameter(&k) { "redacted".to_owned() } else { v.into_owned() }))
+            .collect();
         parsed.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    parsed.to_string()
+    crate::validate::escape_controls(parsed.as_str())
+}
+
+/// Query parameter names that carry credentials: tokens, secrets, keys, signatures, passwords,
+/// authorization codes (`access_token`, `apikey`, `X-Amz-Signature`, `sig`, `code`, …).
+fn secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "secret", "key", "sig", "pass", "auth", "credential", "session"].iter().any(|s| name.contains(s)) || name == "code"
 }
 
 /// The innermost cause of a reqwest error ("connection refused", not just "error sending
@@ -123,7 +135,11 @@ mod tests {
         assert_eq!(redact_url("http://u:pw@h/mcp?access_token=abc&x=1"), "http://u:redacted@h/mcp?access_token=redacted&x=1");
         assert_eq!(redact_url("http://alice:s3cret@127.0.0.1:1/mcp"), "http://alice:redacted@127.0.0.1:1/mcp");
         assert_eq!(redact_url("http://127.0.0.1:8000/mcp"), "http://127.0.0.1:8000/mcp");
-        assert_eq!(redact_url("not a url \u{1b}[2J"), "not a url \\u{1b}[2J");
+        assert_eq!(redact_url("not a url \u{1b}[2J"), "<not a URL>");
+        assert_eq!(
+            redact_url("https://ghp_SECRET@api.example/v1?apikey=AK&X-Amz-Signature=SIG&sig=S&code=C&page=2"),
+            "https://redacted@api.example/v1?apikey=redacted&X-Amz-Signature=redacted&sig=redacted&code=redacted&page=2"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
 /// JSON nodes `$ref` inlining may produce for one tool (its input schema and example)...
 pub const MAX_INLINED_PER_TOOL: usize = 20_000;
 /// ...and for all tools of a spec together.
-pub const MAX_INLINED_TOTAL: usize = 1_000_000;
+pub const MAX_INLINED_TOTAL: usize = 250_000;
 
 /// A parsed OpenAPI document.
 #[derive(Debug, Clone)]

@@ -1060,3 +1060,16 @@ fn json_results_reach_the_terminal_without_bidi_c1_or_invisible_characters() {
     let raw = root.client().args(["--url", &fake.url, "--tool", "echo", "--raw"]).run();
     assert!(raw.stdout.contains('\u{202e}'));
 }
+
+#[test]
+fn a_profile_token_sent_to_another_url_is_called_out() {
+    let root = Env::with_profile("p");
+    let fake = FakeMcp::default().start();
+    let elsewhere = fake.url.replace("127.0.0.1", "localhost");
+    let run = root.client().args(["p", "--url", &elsewhere]).run();
+    run.expect(0);
+    assert!(run.stderr.contains("warning:") && run.stderr.contains("is meant for http://127.0.0.1:8000/mcp"), "{}", run.stderr);
+    // Another port of the audience's host (`serve --port 0`) is not called out.
+    let run = root.client().args(["p", "--url", &fake.url]).run();
+    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+}

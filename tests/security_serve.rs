@@ -132,6 +132,8 @@ async fn a_request_whose_body_never_arrives_is_answered_408_within_the_body_time
 #[tokio::test]
 async fn hundreds_of_idle_sockets_do_not_keep_a_legitimate_client_out() {
     let p = Profile::sample();
+    // All on one address here, so the per-address share is lifted (it has a test of its own).
+    p.edit_config(|c| c["server"]["max_connections_per_client"] = json!(1024));
     let s = p.serve(&[]);
     let mut idle = Vec::new();
     for _ in 0..300 {

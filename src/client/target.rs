@@ -56,6 +56,9 @@ pub fn resolve_target(root: &Path, args: &Request, env: &dyn Fn(&str) -> Option<
             if use_sa && let Some((token, source)) = choose_token(&session, &sa.header, &sa.client_prefix(), args.sa_token.as_deref(), env)?
             {
                 check_token_locally(&token, &source, Some(&session.profile), args.sa_token.as_deref())?;
+                if let Some(target) = &args.url {
+                    warn_if_not_audience(&token, &source, target);
+                }
                 headers.push(header(&sa.header, &format!("{}{}", sa.client_prefix(), token), "the service-account header")?);
                 token_source = Some(source);
             }
@@ -98,6 +101,26 @@ pub fn resolve_target(root: &Path, args: &Request, env: &dyn Fn(&str) -> Option<
         None => None,
     };
     Ok(Target { url, headers, oauth, hints: Hints { profile: profile_name, token_source } })
+}
+
+/// A token given to a server it was not minted for can be replayed by that server against the
+/// one it was: say so when `--url` is on another host than the token's audience (another port
+/// of the same host is the usual `serve --port 0` case).
+fn warn_if_not_audience(jwt: &str, source: &str, url: &str) {
+    let host = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let Some((_, claims)) = token::decode_unverified(jwt) else { return };
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => return,
+    };
+    if !audiences.iter().any(|a| host(a) == host(url)) {
+        crate::output::note(format!(
+            "warning: {source} is meant for {}, not {}; that server receives it and could use it there",
+            audiences.iter().map(|a| crate::net::redact_url(a)).collect::<Vec<_>>().join(", "),
+            crate::net::redact_url(url)
+        ));
+    }
 }
 
 fn header(name: &str, value: &str, what: &str) -> Result<ExtraHeader> {

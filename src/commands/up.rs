@@ -11,7 +11,7 @@ use super::check;
 use crate::config::ServerConfig;
 use crate::create::{self, NewProfile};
 use crate::error::Failure;
-use crate::openapi::{SAMPLE_DEFAULT_SCOPES, Spec};
+use crate::openapi::{MAX_SPEC_BYTES, SAMPLE_DEFAULT_SCOPES, Spec};
 use crate::output::note;
 use crate::profile::{DEFAULT_ISSUER, DEFAULT_PORT, Layout};
 use crate::validate;
@@ -19,9 +19,7 @@ use crate::validate;
 pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
     let (spec, spec_copy) = match &args.spec {
         Some(path) => {
-            let text = fs::read_to_string(path).map_err(|e| {
-                Failure::usage(format!("--spec: cannot read {} ({e})", path.display())).hint("pass the path of an OpenAPI 3.0 or 3.1 file")
-            })?;
+            let text = read_spec(path)?;
             let spec = Spec::parse(&text, &path.display().to_string())
                 .map_err(|e| Failure::usage(format!("--spec: {e}")).hint("pass an OpenAPI 3.0 or 3.1 document in JSON or YAML"))?;
             let ext = if text.trim_start().starts_with('{') { "json" } else { "yaml" };
@@ -71,6 +69,21 @@ pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
     note(format!("created profile {name} in {}", Layout::new(root, &name).dir.display()));
     note(summary);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--spec` file, refused past [`MAX_SPEC_BYTES`] without reading more (it may be
+/// `/dev/zero` or a pipe that never ends).
+fn read_spec(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        Failure::usage(format!("--spec: cannot read {} ({e})", path.display())).hint("pass the path of an OpenAPI 3.0 or 3.1 file")
+    };
+    let mut bytes = Vec::new();
+    fs::File::open(path).and_then(|f| f.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut bytes)).map_err(cannot)?;
+    if bytes.len() > MAX_SPEC_BYTES {
+        return Err(Failure::usage(format!("--spec: {} is larger than {MAX_SPEC_BYTES} bytes", path.display())).into());
+    }
+    String::from_utf8(bytes).map_err(|_| Failure::usage(format!("--spec: {} is not UTF-8 text", path.display())).into())
 }
 
 /// Profile name from the spec's title (or file stem), else `demo`.
