@@ -229,7 +229,7 @@ pub struct ClientArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Name of the demo profile (replaced if it exists under --root).
+    /// Name of the demo profile (with --root, it must not exist there yet).
     #[arg(long, default_value = "demo", value_name = "NAME")]
     pub instance: String,
 }

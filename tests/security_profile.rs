@@ -262,3 +262,17 @@ fn list_redacts_downstream_credentials_and_escapes_what_it_echoes() {
     assert_refused(&out, 1, &["spec"]);
     assert!(!out.stderr.contains('\u{202e}'), "{:?}", out.stderr);
 }
+
+#[test]
+fn an_immediate_rotation_drops_every_key_still_in_grace() {
+    let env = Env::with_profile("p");
+    let first = env.jwt("p", "default");
+    env.ok(&["remint-all", "p", "--grace-days", "1"]);
+    let out = env.run(&["sa-verify", "p", "--token", &first]);
+    assert_eq!(out.code, 0, "the first key is in its grace period: {}", out.stderr);
+    // The emergency rotation: nothing signed by an earlier key is accepted any more.
+    env.ok(&["remint-all", "p"]);
+    let out = env.run(&["sa-verify", "p", "--token", &first]);
+    assert_eq!(out.code, 1, "a key retired with grace survived an immediate rotation: {}", out.stderr);
+    assert!(env.profile_json("p")["retired_keys"].as_array().is_none_or(|k| k.is_empty()));
+}

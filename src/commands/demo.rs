@@ -36,6 +36,12 @@ pub fn run(root: Option<PathBuf>, args: crate::cli::DemoArgs) -> Result<ExitCode
         }
     };
     let name = args.instance.clone();
+    // A root the user chose (--root or $MCPGEN_ROOT) holds real profiles: never replace one.
+    if explicit && std::fs::symlink_metadata(crate::profile::Layout::new(&root, &name).dir).is_ok() {
+        return Err(crate::error::Failure::usage(format!("profile {name:?} already exists under {}", root.display()))
+            .hint("the demo would replace it: pass another --instance, or run the demo without --root (and $MCPGEN_ROOT) to use a temporary folder")
+            .into());
+    }
     let is_temp = if explicit { "" } else { " (a temporary folder, removed when the demo ends)" };
     let mut say = |line: String| {
         let _ = output::emit(&format!("{line}\n"));
@@ -51,7 +57,7 @@ pub fn run(root: Option<PathBuf>, args: crate::cli::DemoArgs) -> Result<ExitCode
         spec: Spec::sample(),
         spec_copy: None,
         no_sa: false,
-        force: true,
+        force: false,
     };
     create::create(&root, &new)?;
     say(format!("   -> {}{is_temp}", root.join(&name).display()));

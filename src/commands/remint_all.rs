@@ -72,6 +72,9 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
             retired_at: now,
             accept_until: now + Duration::days(grace),
         });
+    } else {
+        // An immediate rotation is the emergency one: no earlier key stays accepted either.
+        profile.retired_keys.clear();
     }
     profile.prune(now);
     sa::stage_public_key(&mut txn, &session.dir, &session.profile, &key.public())?;
@@ -93,7 +96,7 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
     if grace > 0 {
         note(format!("the previous key stays accepted for {grace} day{}", if grace == 1 { "" } else { "s" }));
     } else {
-        note("tokens signed with the previous key are no longer accepted");
+        note("tokens signed with any previous key are no longer accepted");
     }
     Ok(ExitCode::SUCCESS)
 }

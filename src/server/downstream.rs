@@ -14,6 +14,11 @@ use serde_json::{Map, Value, json};
 use crate::net;
 use crate::openapi::{Location, Operation};
 
+/// What is encoded in a path parameter's value: everything but RFC 3986 §2.3's unreserved
+/// characters (`A-Z a-z 0-9 - . _ ~`), so `/` and `?` cannot change the path and servers that
+/// do not normalise encodings still match their routes. (Dot segments are refused before.)
+const PATH_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// Largest downstream body read into a result.
 const MAX_DOWNSTREAM_BYTES: usize = 4 * 1024 * 1024;
 
@@ -83,7 +88,7 @@ pub async fn call(client: &reqwest::Client, base: &url::Url, op: &Operation, arg
             let placeholder = format!("{{{}}}", param.name);
             if rendered.contains(&placeholder) {
                 let value = args.get(&param.name).map(scalar).unwrap_or_default();
-                let encoded = percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC).to_string();
+                let encoded = percent_encoding::utf8_percent_encode(&value, PATH_VALUE).to_string();
                 rendered = rendered.replace(&placeholder, &encoded);
             }
         }
@@ -137,4 +142,16 @@ pub async fn call(client: &reqwest::Client, base: &url::Url, op: &Operation, arg
         return Ok(json!({"status": status.as_u16()}));
     }
     serde_json::from_slice(&bytes).map_err(|e| format!("downstream {method} {} replied with invalid JSON ({e})", url.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_values_keep_unreserved_characters_and_encode_the_rest() {
+        let encoded = percent_encoding::utf8_percent_encode("ord-1001_a.b~c/../x?y=1 %", PATH_VALUE).to_string();
+        assert_eq!(encoded, "ord-1001_a.b~c%2F..%2Fx%3Fy%3D1%20%25");
+        assert!(is_dot_segment("%2e%2E") && is_dot_segment("%252e") && !is_dot_segment("a.b"));
+    }
 }
