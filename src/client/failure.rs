@@ -24,7 +24,7 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
                     format!("pass a token: --sa-token NAME, $SERVICE_ACCOUNT_JWT, or `mcpgen sa-token {profile} --primary`")
                 }
                 (401, _) => format!(
-                    "{} was refused; check it with `mcpgen sa-verify {profile}`{}",
+                    "{} was refused; check it with `mcpgen sa-verify {profile}{}`",
                     hints.token_source.as_deref().unwrap_or("the token"),
                     if hints.token_source.as_deref().is_some_and(|s| s.starts_with("token ")) { " --name NAME" } else { " --token JWT" }
                 ),
@@ -50,10 +50,12 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
             };
             Failure::new(Kind::Auth, e.to_string()).hint(hint).into()
         }
-        ClientError::Unreachable { .. } => Failure::new(Kind::Unreachable, e.to_string())
-            .hint(match &hints.profile {
-                Some(p) => format!("is the server running? start it with `mcpgen serve {p}`, or pass --url"),
-                None => "check the URL and that the server is running".to_owned(),
+        ClientError::Unreachable { url, reason } => Failure::new(Kind::Unreachable, e.to_string())
+            .hint(match (&hints.profile, url.starts_with("token endpoint"), reason == "timed out") {
+                (_, true, _) => "check token_url (or the authorization server) in the --oauth file, and that it is up".to_owned(),
+                (_, _, true) => "the server did not answer in time; give it longer with --timeout SECONDS".to_owned(),
+                (Some(p), _, _) => format!("is the server running? start it with `mcpgen serve {p}`, or pass --url"),
+                (None, _, _) => "check the URL and that the server is running".to_owned(),
             })
             .into(),
         // The message may quote the server; keep its control characters off the terminal.

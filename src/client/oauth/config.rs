@@ -104,7 +104,9 @@ impl OAuthConfig {
 
     /// `base` resolves a relative `private_key_file`.
     pub fn from_value(doc: &Value, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<OAuthConfig> {
-        let block = find_block(doc).ok_or_else(|| anyhow!("no mcp_service_account provider (expected client_id and token_url)"))?;
+        let block = find_block(doc).ok_or_else(|| {
+            anyhow!("no OAuth client here: expected client_id at the top level, or a provider with `_type: mcp_service_account` under `authentication:`")
+        })?;
         let field = |name: &str| -> Result<Option<String>> {
             match block.get(name) {
                 None | Some(Value::Null) => Ok(None),
@@ -252,7 +254,7 @@ fn read_small(path: &Path) -> Result<String> {
 }
 
 fn find_block(doc: &Value) -> Option<&Value> {
-    if doc.get("token_url").is_some() || doc.get("client_id").is_some() {
+    if ["client_id", "client_secret", "token_url", "private_key", "private_key_file"].iter().any(|k| doc.get(k).is_some()) {
         return Some(doc);
     }
     let providers = doc.get("authentication")?.as_object()?;
