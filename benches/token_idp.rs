@@ -64,14 +64,8 @@ fn bench_idp_tokens(c: &mut Criterion) {
         ("ES384", forge(&encoding("p384"), Algorithm::ES384, "p384")),
         ("EdDSA", forge(&EncodingKey::from_ed_der(&ed_der), Algorithm::EdDSA, &ed_kid)),
     ];
-    let expect = Expect {
-        issuer: Some(ISSUER),
-        audience: Some(AUDIENCE),
-        now: NOW + 10,
-        leeway: 60,
-        revoked: None,
-        algorithms: &Alg::ASYMMETRIC,
-    };
+    let expect =
+        Expect { issuer: Some(ISSUER), audience: Some(AUDIENCE), now: NOW + 10, leeway: 60, revoked: None, algorithms: &Alg::ASYMMETRIC };
     let mut group = c.benchmark_group("token::verify (oauth mode)");
     for (name, jwt) in &cases {
         token::verify(jwt, &keys, &expect).unwrap_or_else(|e| panic!("the {name} benchmark token verifies: {e}"));
