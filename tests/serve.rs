@@ -1004,6 +1004,28 @@ async fn oauth_mode_verifies_against_the_jwks_uri_and_refetches_on_an_unknown_ki
 }
 
 #[tokio::test]
+async fn a_jwks_uri_that_redirects_is_not_followed() {
+    let p = Profile::sample();
+    let key = PrivateKey::generate();
+    let (target, target_uri) = JwksHost::start(&[&key]);
+    // The configured JWKS URI answers 302 to a set holding the signing key: following it would
+    // let whoever controls the redirect choose the keys.
+    let redirect = Fake::start(move |_| (StatusCode::FOUND, [(axum::http::header::LOCATION, target_uri.clone())], "").into_response());
+    p.edit_sa(|sa| {
+        sa.insert("mode".into(), json!("oauth"));
+        sa.insert("public_key".into(), Value::Null);
+        sa.insert("jwks_uri".into(), json!(format!("{}/jwks.json", redirect.base)));
+    });
+    let s = p.serve(&[]);
+    let reply = s.try_initialize(&Auth::sa(&signed_by(&p, &key)), "2025-11-25").await;
+    assert_invalid_token(&s, &reply, "keys only reachable through a redirect");
+    s.wait_for_stderr("cannot fetch JWKS").await;
+    assert!(s.stderr().contains("HTTP 302"), "{}", s.stderr());
+    assert_eq!(target.fetches(), 0, "the redirect was followed");
+    assert!(!redirect.requests_to("/jwks.json").is_empty());
+}
+
+#[tokio::test]
 async fn static_public_key_first_then_jwks_when_both_are_configured() {
     let p = Profile::sample();
     let remote = PrivateKey::generate();
