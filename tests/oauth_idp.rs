@@ -111,6 +111,7 @@ async fn serve_accepts_rs256_es256_and_eddsa_access_tokens_and_algorithms_pin_th
     for (client_id, alg) in [("rs-client", "RS256"), ("es-client", "ES256"), ("ed-client", "EdDSA")] {
         let token = idp.token(client_id, &format!("{client_id}-secret"), &url, SCOPES).await;
         assert_eq!(jwt_header(&token)["alg"], alg, "{client_id}");
+        assert_eq!(jwt_header(&token)["typ"], "at+jwt", "an RFC 9068 access token");
         assert_eq!(jwt_claims(&token)["aud"], url.as_str());
         let session = s.session(&bearer(&token)).await;
         let reply = s.call(&session, "getOrder", json!({"orderId": "ord-1001"})).await;
@@ -135,6 +136,13 @@ async fn serve_accepts_rs256_es256_and_eddsa_access_tokens_and_algorithms_pin_th
     assert!(reply.challenge().contains("error=\"invalid_token\""), "{reply:?}");
     let line = log_line_with(&s, from, " 401 ").await;
     assert!(line.contains(&format!("refused=invalid_token: audience does not include \"{url}\"")), "{line}");
+
+    // A refusal before authentication carries its reason too.
+    let from = s.log.len();
+    let reply = send(bearer(&tokens[0]).apply(s.post()).header("origin", "http://evil.example").body("{}")).await;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let line = log_line_with(&s, from, " 403 ").await;
+    assert!(line.ends_with("refused=origin_not_allowed"), "{line}");
 
     // `algorithms` pins what is accepted: ES256 goes, RS256 and EdDSA stay (picked up live).
     p.edit_sa(|sa| {
