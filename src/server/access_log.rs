@@ -1,7 +1,7 @@
 //! The access log: one line per `/mcp` request on stderr — method, JSON-RPC method, tool,
 //! client, status, latency and, for a 401/403, why (`refused=invalid_token: token expired at …`,
-//! taken from the [`Refused`] extension `auth` puts on the response) — and the one function
-//! every server diagnostic goes through.
+//! from the [`Refused`] extension that `auth` and the Origin check put on the response) — and
+//! the one function every server diagnostic goes through.
 //! Everything taken from a request or a file is escaped here, so no input can forge a line or
 //! drive the terminal reading the log; tokens are never part of a line.
 
