@@ -1026,6 +1026,33 @@ async fn a_jwks_uri_that_redirects_is_not_followed() {
 }
 
 #[tokio::test]
+async fn only_oauth_mode_sends_opaque_tokens_to_the_introspection_endpoint() {
+    let p = Profile::sample();
+    let idp = Fake::start(|_| json_reply(StatusCode::OK, &json!({"active": true, "client_id": "opaque-svc", "scope": "orders.read"})));
+    p.edit_sa(|sa| {
+        sa.insert("introspection_endpoint".into(), json!(format!("{}/introspect", idp.base)));
+        sa.insert("client_id".into(), json!("rs"));
+        sa.insert("client_secret".into(), json!("rs-secret"));
+    });
+    let s = p.serve(&[]);
+    let opaque = Auth::sa("opaque-token-value-123");
+    // Token mode: the endpoint is only advertised; the token never leaves the server.
+    assert_invalid_token(&s, &s.try_initialize(&opaque, "2025-11-25").await, "opaque token in token mode");
+    assert!(idp.requests().is_empty(), "token mode asked the introspection endpoint");
+    p.edit_sa(|sa| {
+        sa.insert("mode".into(), json!("oauth"));
+    });
+    s.wait_for_status(&opaque, 200, "the opaque token, introspected in oauth mode").await;
+    let asked = idp.requests_to("/introspect");
+    let form = String::from_utf8_lossy(&asked[0].body).into_owned();
+    assert!(form.contains("token=opaque-token-value-123"), "{form}");
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("rs:rs-secret"));
+    assert_eq!(asked[0].headers.get("authorization").and_then(|v| v.to_str().ok()), Some(basic.as_str()));
+    s.wait_for_stderr("client=opaque-svc 200").await;
+    s.assert_never_logged(&["opaque-token-value-123", "rs-secret"]);
+}
+
+#[tokio::test]
 async fn static_public_key_first_then_jwks_when_both_are_configured() {
     let p = Profile::sample();
     let remote = PrivateKey::generate();

@@ -1,16 +1,18 @@
-//! RFC 7662 token introspection for opaque access tokens (`introspection_endpoint`): a token
-//! that is not a JWT is POSTed as `token=…` to the identity provider, the server authenticating
-//! with `client_secret_basic` (its `client_id`/`client_secret`, form-encoded as RFC 6749 §2.3.1
-//! asks), and the answer decides: `active` must be `true`; `exp`/`nbf` are checked with the
-//! usual leeway; `aud`, when present, must include the server's audience; `iss`, when present
-//! and an issuer is configured, must equal it; `scope` gives the caller's scopes.
+//! RFC 7662 token introspection for opaque access tokens (`introspection_endpoint`, in
+//! `mode: "oauth"`): a token that is not a JWT is POSTed as `token=…` to the identity provider,
+//! the server authenticating with `client_secret_basic` (its `client_id`/`client_secret`,
+//! form-encoded as RFC 6749 §2.3.1 asks), and the answer decides: `active` must be `true`;
+//! `exp`/`nbf` are checked with the usual leeway; `aud`, when present, must include the server's
+//! audience; `iss`, when present and an issuer is configured, must equal it; `scope` gives the
+//! caller's scopes.
 //!
-//! The endpoint is remote and may be slow, hostile or down: one request per token at a time is
-//! not enforced, but every request has the shared HTTP policy's timeout and no redirects, and
-//! the reply is read with a size cap. Answers are cached for at most [`CACHE_TTL`] (never past
-//! the token's `exp`), keyed by the SHA-256 of the token so the cache holds no token, in a table
-//! of at most [`CACHE_CAPACITY`] entries. A revoked token is therefore refused within
-//! `CACHE_TTL`. Neither the token nor the client secret ever appears in an error or a log line.
+//! The endpoint is remote and may be slow, hostile or down: every request has the shared HTTP
+//! policy's timeout and no redirects, and the reply is read with a size cap. Answers are cached
+//! for at most [`CACHE_TTL`] (never past the token's `exp`), keyed by the SHA-256 of the token
+//! so the cache holds no token, in a table of at most [`CACHE_CAPACITY`] entries; transport
+//! failures are not cached. A revoked token is therefore refused within `CACHE_TTL`. Neither
+//! the token nor the client secret ever appears in an error or a log line. (Concurrent first
+//! uses of one token each ask the endpoint: there is no single flight here.)
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -100,7 +100,9 @@ impl Live {
             Some(existing) if existing.uri == uri => existing,
             _ => Arc::new(JwksSource::new(uri)),
         });
-        let introspection = sa.introspection_endpoint.clone().map(|uri| {
+        // Only `mode: "oauth"` asks the identity provider; in token mode the endpoint is merely
+        // advertised in the metadata and nothing a caller sends leaves the server.
+        let introspection = sa.introspection_endpoint.clone().filter(|_| sa.mode == crate::config::Mode::Oauth).map(|uri| {
             let (id, secret) = (sa.client_id.as_deref(), sa.client_secret.as_deref());
             match previous.and_then(|p| p.introspection.clone()) {
                 Some(existing) if existing.same(&uri, id, secret) => existing,
