@@ -164,6 +164,10 @@ pub struct ServiceAccount {
     pub require_metadata_on_401: bool,
     /// Authorization servers advertised in the RFC 9728 metadata.
     pub authorization_servers: Vec<String>,
+    /// JWS algorithms `mode: "oauth"` accepts (empty: every asymmetric one mcpgen knows);
+    /// `none`, HMAC and unknown names make the configuration invalid (see `server::settings`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub algorithms: Vec<String>,
 }
 
 impl Default for ServiceAccount {
@@ -189,6 +193,7 @@ impl Default for ServiceAccount {
             introspection_endpoint: None,
             require_metadata_on_401: true,
             authorization_servers: Vec::new(),
+            algorithms: Vec::new(),
         }
     }
 }

@@ -1004,6 +1004,55 @@ async fn oauth_mode_verifies_against_the_jwks_uri_and_refetches_on_an_unknown_ki
 }
 
 #[tokio::test]
+async fn a_jwks_uri_that_redirects_is_not_followed() {
+    let p = Profile::sample();
+    let key = PrivateKey::generate();
+    let (target, target_uri) = JwksHost::start(&[&key]);
+    // The configured JWKS URI answers 302 to a set holding the signing key: following it would
+    // let whoever controls the redirect choose the keys.
+    let redirect = Fake::start(move |_| (StatusCode::FOUND, [(axum::http::header::LOCATION, target_uri.clone())], "").into_response());
+    p.edit_sa(|sa| {
+        sa.insert("mode".into(), json!("oauth"));
+        sa.insert("public_key".into(), Value::Null);
+        sa.insert("jwks_uri".into(), json!(format!("{}/jwks.json", redirect.base)));
+    });
+    let s = p.serve(&[]);
+    let reply = s.try_initialize(&Auth::sa(&signed_by(&p, &key)), "2025-11-25").await;
+    assert_invalid_token(&s, &reply, "keys only reachable through a redirect");
+    s.wait_for_stderr("cannot fetch JWKS").await;
+    assert!(s.stderr().contains("HTTP 302"), "{}", s.stderr());
+    assert_eq!(target.fetches(), 0, "the redirect was followed");
+    assert!(!redirect.requests_to("/jwks.json").is_empty());
+}
+
+#[tokio::test]
+async fn only_oauth_mode_sends_opaque_tokens_to_the_introspection_endpoint() {
+    let p = Profile::sample();
+    let idp = Fake::start(|_| json_reply(StatusCode::OK, &json!({"active": true, "client_id": "opaque-svc", "scope": "orders.read"})));
+    p.edit_sa(|sa| {
+        sa.insert("introspection_endpoint".into(), json!(format!("{}/introspect", idp.base)));
+        sa.insert("client_id".into(), json!("rs"));
+        sa.insert("client_secret".into(), json!("rs-secret"));
+    });
+    let s = p.serve(&[]);
+    let opaque = Auth::sa("opaque-token-value-123");
+    // Token mode: the endpoint is only advertised; the token never leaves the server.
+    assert_invalid_token(&s, &s.try_initialize(&opaque, "2025-11-25").await, "opaque token in token mode");
+    assert!(idp.requests().is_empty(), "token mode asked the introspection endpoint");
+    p.edit_sa(|sa| {
+        sa.insert("mode".into(), json!("oauth"));
+    });
+    s.wait_for_status(&opaque, 200, "the opaque token, introspected in oauth mode").await;
+    let asked = idp.requests_to("/introspect");
+    let form = String::from_utf8_lossy(&asked[0].body).into_owned();
+    assert!(form.contains("token=opaque-token-value-123"), "{form}");
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("rs:rs-secret"));
+    assert_eq!(asked[0].headers.get("authorization").and_then(|v| v.to_str().ok()), Some(basic.as_str()));
+    s.wait_for_stderr("client=opaque-svc 200").await;
+    s.assert_never_logged(&["opaque-token-value-123", "rs-secret"]);
+}
+
+#[tokio::test]
 async fn static_public_key_first_then_jwks_when_both_are_configured() {
     let p = Profile::sample();
     let remote = PrivateKey::generate();

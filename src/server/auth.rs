@@ -1,12 +1,15 @@
 //! Service-account authentication for every MCP request, as seed 001 describes: find the token
 //! (configured header, optional prefix, query parameter only when `bearer_methods_supported`
 //! lists it), verify it (static Ed25519 keys first, then the JWKS), check issuer, audience,
-//! revocation and `required_scopes`, and build the RFC 6750 / RFC 9728 challenges.
+//! revocation and `required_scopes`, and build the RFC 6750 / RFC 9728 challenges (each
+//! carrying the reason for the access log, see `access_log::Refused`). Opaque tokens go to the
+//! RFC 7662 `introspection` endpoint when one is configured.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::server::access_log::Refused;
 use crate::server::snapshot::Live;
 use crate::server::token_cache::CachedCaller;
 use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES, TokenError};
@@ -58,8 +61,15 @@ pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>)
         return if sa.required { Err(Refusal::Missing) } else { Ok(Caller::anonymous()) };
     };
     let now = chrono::Utc::now().timestamp();
-    let caller = match live.cache.get(&raw) {
-        Some(cached) if cached.exp + MAX_LEEWAY_SECS >= now && cached.nbf <= now + MAX_LEEWAY_SECS => {
+    let opaque = live.introspection.as_ref().filter(|_| !crate::server::introspection::is_jwt(&raw));
+    let caller = match (opaque, live.cache.get(&raw)) {
+        // Not a JWT and an introspection endpoint is configured: the IdP decides (RFC 7662).
+        (Some(introspector), _) => {
+            let expect = crate::server::introspection::Expect { audience: sa.audience.as_deref(), issuer: sa.issuer.as_deref(), now };
+            let found = introspector.check(&raw, &expect).await.map_err(Refusal::Invalid)?;
+            Caller { client_id: found.client_id, scopes: found.scopes, authenticated: true, unrestricted: false }
+        }
+        (None, Some(cached)) if cached.exp + MAX_LEEWAY_SECS >= now && cached.nbf <= now + MAX_LEEWAY_SECS => {
             Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true, unrestricted: false }
         }
         _ => {
@@ -134,8 +144,9 @@ async fn verify(live: &Live, raw: &str, now: i64) -> Result<(token::Verified, bo
         now,
         leeway: MAX_LEEWAY_SECS,
         revoked: Some(&live.revoked),
-        // Identity providers sign with RSA and ECDSA too; the profile's own tokens are EdDSA.
-        algorithms: if live.settings.sa.mode == crate::config::Mode::Oauth { &crate::jwk::Alg::ASYMMETRIC } else { &[] },
+        // Identity providers sign with RSA and ECDSA too (pinned by `algorithms`); the
+        // profile's own tokens are EdDSA.
+        algorithms: &live.settings.algorithms,
     };
     let key_error = |e: &TokenError| matches!(e, TokenError::UnknownKid(_) | TokenError::BadSignature | TokenError::NoKeys);
     let first = token::verify(raw, &live.keys, &expect);
@@ -182,6 +193,12 @@ pub fn refusal_response(live: &Live, refusal: &Refusal, metadata_url: &str) -> R
         body["scope"] = json!(scopes.join(" "));
     }
     let mut response = (status, axum::Json(body)).into_response();
+    let reason = match refusal {
+        Refusal::Missing => "missing_token".to_owned(),
+        Refusal::Invalid(why) => format!("invalid_token: {why}"),
+        Refusal::InsufficientScope(scopes) => format!("insufficient_scope: needs {}", scopes.join(" ")),
+    };
+    response.extensions_mut().insert(Refused(reason));
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }

@@ -3,8 +3,9 @@
 //! token names a `kid` we do not know — at most once per [`REFETCH_INTERVAL`], so a stream of
 //! forged kids cannot turn the server into a request amplifier. Keys are parsed by `crate::jwk`.
 //!
-//! The endpoint is remote and may be hostile or down: its body is read a chunk at a time and
-//! dropped past [`MAX_JWKS_BYTES`], within [`FETCH_TIMEOUT`]. One fetch runs at a time and no
+//! The endpoint is remote and may be hostile or down: it is asked with the shared HTTP policy
+//! (`net::Policy`: 5 s timeout, no redirects — a 3xx is a failed fetch), and its body is read
+//! with `net::read_capped`, dropped past [`MAX_JWKS_BYTES`]. One fetch runs at a time and no
 //! lock on the keys is held across it: while it runs, other requests use the cached keys (stale
 //! ones too — an IdP outage does not lock everyone out), and only a request that has no keys at
 //! all waits for it, at most [`FIRST_FETCH_WAIT`].
@@ -29,7 +30,7 @@ pub const FIRST_FETCH_WAIT: Duration = Duration::from_millis(500);
 
 pub struct JwksSource {
     pub uri: String,
-    client: reqwest::Client,
+    client: Result<reqwest::Client, String>,
     cache: Mutex<Cache>,
     /// Held for the duration of a fetch (single flight); never while `cache` is locked.
     fetching: tokio::sync::Mutex<()>,
@@ -43,10 +44,9 @@ struct Cache {
 }
 
 impl JwksSource {
-    /// A source for `uri`, fetched with the shared HTTP policy (5 s timeout, no redirects).
-    pub fn new(uri: String) -> anyhow::Result<Self> {
-        let client = crate::net::Policy::new(FETCH_TIMEOUT, crate::net::is_https(&uri)).client()?;
-        Ok(JwksSource { uri, client, cache: Mutex::new(Cache::default()), fetching: tokio::sync::Mutex::new(()) })
+    pub fn new(uri: String) -> Self {
+        let client = crate::net::Policy::new(FETCH_TIMEOUT, crate::net::is_https(&uri)).client().map_err(|e| crate::net::describe(&e));
+        JwksSource { uri, client, cache: Mutex::new(Cache::default()), fetching: tokio::sync::Mutex::new(()) }
     }
 
     fn cache(&self) -> MutexGuard<'_, Cache> {
@@ -107,22 +107,19 @@ impl JwksSource {
     }
 
     async fn fetch(&self) -> anyhow::Result<(Vec<TrustedKey>, Duration)> {
-        let mut response = self.client.get(&self.uri).header("accept", "application/json").send().await?;
+        let client = self.client.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let response = client
+            .get(&self.uri)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(crate::net::describe(&e)))?;
         if !response.status().is_success() {
             anyhow::bail!("HTTP {}", response.status());
         }
         let max_age = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(parse_max_age).unwrap_or(DEFAULT_MAX_AGE);
-        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
-            anyhow::bail!("JWKS larger than {MAX_JWKS_BYTES} bytes");
-        }
         // Chunk by chunk: an endless or huge body is dropped at the cap, never held whole.
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                anyhow::bail!("JWKS larger than {MAX_JWKS_BYTES} bytes");
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = crate::net::read_capped(response, MAX_JWKS_BYTES).await?;
         let doc: Value = serde_json::from_slice(&body)?;
         Ok((parse_jwks(&doc), max_age))
     }

@@ -1,6 +1,7 @@
 //! The MCP server `mcpgen serve` runs. A request passes through: `listener` (accept loop and
 //! connection limits) → `router` (Streamable HTTP on `/mcp`; `wellknown` documents beside it)
-//! → `auth` (service-account tokens, with the remote keys of `jwks` and the `token_cache`) →
+//! → `auth` (service-account tokens, with the remote keys of `jwks`, the RFC 7662
+//! `introspection` of opaque tokens and the `token_cache`) →
 //! `tools` (the catalogue) → `downstream` (the REST API, or mock answers). Each request reads
 //! one `snapshot` of the profile, built from its `settings`, keys and revocations and replaced
 //! whole by `watch` when the profile's files change; `sessions` keeps the handshake-era
@@ -9,6 +10,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod downstream;
+pub mod introspection;
 pub mod jwks;
 pub mod listener;
 pub mod router;

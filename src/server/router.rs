@@ -107,7 +107,9 @@ fn plain_error(status: StatusCode, id: Id, code: i64, message: &str) -> Response
 /// Common gate for every `/mcp` request: Origin, then authentication.
 async fn gate(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, Response> {
     if !origin_allowed(live, headers) {
-        return Err(plain_error(StatusCode::FORBIDDEN, Id::Null, INVALID_REQUEST, "Origin not allowed"));
+        let mut response = plain_error(StatusCode::FORBIDDEN, Id::Null, INVALID_REQUEST, "Origin not allowed");
+        response.extensions_mut().insert(crate::server::access_log::Refused("origin_not_allowed".into()));
+        return Err(response);
     }
     auth::authenticate(live, headers, query).await.map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url()))
 }

@@ -1,17 +1,24 @@
 //! What the server configuration (`mcp_server_config.json`) decides, with the profile's
-//! defaults filled in and every value that is printed or used as a header checked first.
+//! defaults filled in and every value that is printed, used as a header or fetched checked
+//! first: the header name, the JWKS and introspection URLs, the spec path, and the
+//! `algorithms` list of `mode: "oauth"` (only asymmetric JWS algorithms; `none`, HMAC or an
+//! unknown name refuses the whole configuration, naming the file and the value).
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::config::{Authorization, ServerConfig, ServiceAccount};
+use crate::config::{Authorization, Mode, ServerConfig, ServiceAccount};
+use crate::jwk::Alg;
 
 /// What the server configuration decides, with the profile's defaults filled in.
 #[derive(Clone)]
 pub struct Settings {
     pub sa: ServiceAccount,
+    /// What a token's `alg` may be: EdDSA only in `mode: "token"`; in `mode: "oauth"` the
+    /// `algorithms` list, every asymmetric algorithm when it is empty.
+    pub algorithms: Vec<Alg>,
     pub authorization: Authorization,
     pub allowed_origins: Vec<String>,
     pub scopes_supported: Vec<String>,
@@ -51,6 +58,12 @@ impl Settings {
             let url = crate::validate::http_url(uri).map_err(|e| anyhow::anyhow!("{}: service_account.jwks_uri: {e}", path.display()))?;
             sa.jwks_uri = Some(url.to_string());
         }
+        if let Some(uri) = &sa.introspection_endpoint {
+            let url = crate::validate::http_url(uri)
+                .map_err(|e| anyhow::anyhow!("{}: service_account.introspection_endpoint: {e}", path.display()))?;
+            sa.introspection_endpoint = Some(url.to_string());
+        }
+        let algorithms = algorithms(&sa, path)?;
         if let Some(spec) = &config.openapi.spec {
             let ok = !spec.is_empty() && Path::new(spec).components().all(|c| matches!(c, std::path::Component::Normal(_)));
             if !ok {
@@ -72,6 +85,7 @@ impl Settings {
         scopes_supported.sort();
         Ok(Settings {
             sa,
+            algorithms,
             authorization: config.security.authorization,
             allowed_origins: config.server.allowed_origins,
             scopes_supported,
@@ -86,7 +100,55 @@ impl Settings {
     }
 }
 
+/// The algorithms a token may be signed with. Each `algorithms` entry must name an asymmetric
+/// JWS algorithm (RFC 7518 / RFC 8037 names, or `Ed25519`); anything else — `none`, `HS256`, a
+/// typo — is an error rather than silently ignored, since a list that quietly shrinks or grows
+/// changes who gets in.
+fn algorithms(sa: &ServiceAccount, path: &Path) -> Result<Vec<Alg>> {
+    let mut out = Vec::new();
+    for name in &sa.algorithms {
+        let Some(alg) = Alg::parse(name) else {
+            anyhow::bail!(
+                "{}: service_account.algorithms: {:?} is not an accepted algorithm (use asymmetric ones: {})",
+                path.display(),
+                crate::validate::printable(name),
+                Alg::ASYMMETRIC.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+            );
+        };
+        if !out.contains(&alg) {
+            out.push(alg);
+        }
+    }
+    Ok(match sa.mode {
+        // The profile's own tokens are EdDSA; `algorithms` is about identity providers.
+        Mode::Token => vec![Alg::EdDSA],
+        Mode::Oauth if out.is_empty() => Alg::ASYMMETRIC.to_vec(),
+        Mode::Oauth => out,
+    })
+}
+
 /// A configured number of seconds, clamped to 0.1 s–1 h (NaN and negatives included).
 pub fn seconds(value: f64) -> Duration {
     Duration::from_secs_f64(if value.is_finite() { value.clamp(0.1, 3600.0) } else { 3600.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(mode: Mode, names: &[&str]) -> ServiceAccount {
+        ServiceAccount { mode, algorithms: names.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    }
+
+    #[test]
+    fn algorithms_default_pin_and_refuse() {
+        let path = Path::new("/p/mcp_server_config.json");
+        assert_eq!(algorithms(&sa(Mode::Oauth, &[]), path).unwrap(), Alg::ASYMMETRIC.to_vec());
+        assert_eq!(algorithms(&sa(Mode::Oauth, &["RS256", "Ed25519", "EdDSA"]), path).unwrap(), vec![Alg::RS256, Alg::EdDSA]);
+        assert_eq!(algorithms(&sa(Mode::Token, &["RS256"]), path).unwrap(), vec![Alg::EdDSA]);
+        for bad in ["none", "HS256", "RS257", "rs256"] {
+            let e = algorithms(&sa(Mode::Oauth, &["RS256", bad]), path).unwrap_err().to_string();
+            assert!(e.contains("/p/mcp_server_config.json") && e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! One consistent snapshot of everything a request needs — settings, trusted keys, revocations,
-//! tools, the JWKS source — read from the profile under its shared lock (so a half-applied
+//! tools, the JWKS source, the introspection endpoint — read from the profile under its shared lock (so a half-applied
 //! change is never seen). A part that does not load is kept from the previous snapshot, but
 //! keys and revocations always come fresh.
 
@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::openapi::Spec;
 use crate::profile;
 use crate::server::downstream::Backend;
+use crate::server::introspection::Introspector;
 use crate::server::jwks::JwksSource;
 use crate::server::settings::{Settings, seconds};
 use crate::server::token_cache::TokenCache;
@@ -41,6 +42,8 @@ pub struct Live {
     pub revoked: HashSet<String>,
     pub tools: Arc<ToolSet>,
     pub jwks: Option<Arc<JwksSource>>,
+    /// RFC 7662 introspection of opaque tokens, when `introspection_endpoint` is set.
+    pub introspection: Option<Arc<Introspector>>,
     pub cache: TokenCache,
     /// The files this snapshot was read from, to notice changes, and their identity as read.
     pub watched: Vec<PathBuf>,
@@ -93,11 +96,19 @@ impl Live {
             }
             (Err(e), None) => return Err(e),
         };
-        let jwks = match (sa.jwks_uri.clone(), previous.and_then(|p| p.jwks.clone())) {
-            (Some(uri), Some(existing)) if existing.uri == uri => Some(existing),
-            (Some(uri), _) => Some(Arc::new(JwksSource::new(uri).context("cannot set up the JWKS client")?)),
-            (None, _) => None,
-        };
+        let jwks = sa.jwks_uri.clone().map(|uri| match previous.and_then(|p| p.jwks.clone()) {
+            Some(existing) if existing.uri == uri => existing,
+            _ => Arc::new(JwksSource::new(uri)),
+        });
+        // Only `mode: "oauth"` asks the identity provider; in token mode the endpoint is merely
+        // advertised in the metadata and nothing a caller sends leaves the server.
+        let introspection = sa.introspection_endpoint.clone().filter(|_| sa.mode == crate::config::Mode::Oauth).map(|uri| {
+            let (id, secret) = (sa.client_id.as_deref(), sa.client_secret.as_deref());
+            match previous.and_then(|p| p.introspection.clone()) {
+                Some(existing) if existing.same(&uri, id, secret) => existing,
+                _ => Arc::new(Introspector::new(uri, id.map(str::to_owned), secret.map(str::to_owned))),
+            }
+        });
         Ok(Live {
             profile: profile.name.clone(),
             port: profile.port,
@@ -106,6 +117,7 @@ impl Live {
             revoked,
             tools,
             jwks,
+            introspection,
             cache: TokenCache::default(),
             watched,
             stamps,

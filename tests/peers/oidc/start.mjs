@@ -6,12 +6,16 @@
 //   clients           client_credentials clients, each {client_id, client_secret?,
 //                     token_endpoint_auth_method? ("client_secret_basic" | "client_secret_post" |
 //                     "private_key_jwt"), jwks? (public keys for private_key_jwt), scope?, ...};
-//                     any other client metadata is passed through
+//                     two keys are ours, not client metadata: access_token_alg (this client's
+//                     access tokens, overriding the global one) and access_token_format
+//                     ("jwt", the default, or "opaque": introspect them); any other client
+//                     metadata is passed through
 //   scopes            the scopes resource servers accept (default: the sample's three)
 //   access_token_alg  RS256 (default), ES256 or EdDSA: the key JWT access tokens are signed with
 //   access_token_ttl  seconds (default 600)
 //
-// Every `resource` (RFC 8707) is accepted and gets JWT access tokens with that audience. The
+// Every `resource` (RFC 8707) is accepted and gets access tokens (JWT unless the client asks for
+// opaque ones) with that audience. The
 // signing keys (RS256, ES256, EdDSA) are generated at start; the JWKS at /jwks publishes their
 // public halves.
 
@@ -24,13 +28,17 @@ const scopes = config.scopes ?? ['orders.read', 'products.read', 'customers.read
 const accessTokenAlg = config.access_token_alg ?? 'RS256';
 const accessTokenTTL = config.access_token_ttl ?? 600;
 
-const clients = (config.clients ?? []).map((client) => ({
-  grant_types: ['client_credentials'],
-  response_types: [],
-  redirect_uris: [],
-  token_endpoint_auth_method: 'client_secret_basic',
-  ...client,
-}));
+const tokenOptions = new Map();
+const clients = (config.clients ?? []).map(({ access_token_alg, access_token_format, ...client }) => {
+  tokenOptions.set(client.client_id, { alg: access_token_alg, format: access_token_format });
+  return {
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    ...client,
+  };
+});
 
 function signingKey(type, options, alg, kid) {
   const { privateKey } = generateKeyPairSync(type, options);
@@ -63,13 +71,16 @@ const provider = new Provider(issuer, {
     resourceIndicators: {
       enabled: true,
       useGrantedResource: () => true,
-      getResourceServerInfo: (ctx, resourceIndicator) => ({
-        scope: scopes.join(' '),
-        audience: resourceIndicator,
-        accessTokenTTL,
-        accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: accessTokenAlg } },
-      }),
+      getResourceServerInfo: (ctx, resourceIndicator, client) => {
+        const options = tokenOptions.get(client.clientId) ?? {};
+        return {
+          scope: scopes.join(' '),
+          audience: resourceIndicator,
+          accessTokenTTL,
+          accessTokenFormat: options.format ?? 'jwt',
+          jwt: { sign: { alg: options.alg ?? accessTokenAlg } },
+        };
+      },
     },
   },
 });
