@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Throughput and latency of authenticated MCP `tools/call` on `mcpgen serve` in `mode: "oauth"`
 # with an identity provider's RS256 access token (RSA 2048) verified through a JWKS: release
-# build, mock mode, loopback, wrk with bench/serve.lua at 1 and 32 connections. JWKS-verified
-# tokens are never cached by serve, so every request pays a full RS256 verification; compare
-# with bench/serve.sh (the profile's own EdDSA tokens, cache on and off).
+# build, mock mode, loopback, wrk with bench/serve.lua at 1 and 32 connections. serve caches a
+# JWKS-verified token for up to 30 s while the key set is unchanged; MCPGEN_TOKEN_CACHE=0 makes
+# every request pay a full RS256 verification. Compare with bench/serve.sh (the profile's own
+# EdDSA tokens, cache on and off).
 #
 #   bench/serve_oauth.sh                 # DURATION=10s, WRK_THREADS=1
 #   DURATION=30s CONNECTIONS="32" bench/serve_oauth.sh

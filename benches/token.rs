@@ -68,7 +68,10 @@ fn bench_tokens(c: &mut Criterion) {
 
     // What `serve` pays for a client that reuses its token: a hit in the verified-token cache.
     let cache = TokenCache::default();
-    cache.put(&jwt, CachedCaller { client_id: "ci-bot".into(), scopes: vec!["orders.read".into()], exp: NOW + 86_400, nbf: NOW });
+    cache.put(
+        &jwt,
+        CachedCaller { client_id: "ci-bot".into(), scopes: vec!["orders.read".into()], exp: NOW + 86_400, nbf: NOW, jwks: None },
+    );
     group.bench_function("serve's verified-token cache hit", |b| b.iter(|| cache.get(black_box(&jwt))));
     group.finish();
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::server::access_log::Refused;
 use crate::server::snapshot::Live;
-use crate::server::token_cache::CachedCaller;
+use crate::server::token_cache::{CachedCaller, JWKS_VERIFIED_SECS};
 use crate::token::{self, Expect, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES, TokenError};
 
 /// Who is calling.
@@ -69,22 +69,32 @@ pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>)
             let found = introspector.check(&raw, &expect).await.map_err(Refusal::Invalid)?;
             Caller { client_id: found.client_id, scopes: found.scopes, authenticated: true, unrestricted: false }
         }
-        (None, Some(cached)) if cached.exp + MAX_LEEWAY_SECS >= now && cached.nbf <= now + MAX_LEEWAY_SECS => {
+        (None, Some(cached))
+            if cached.exp + MAX_LEEWAY_SECS >= now
+                && cached.nbf <= now + MAX_LEEWAY_SECS
+                && cached
+                    .jwks
+                    .is_none_or(|(generation, until)| now < until && live.jwks.as_ref().is_some_and(|j| j.generation() == generation)) =>
+        {
             Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true, unrestricted: false }
         }
         _ => {
+            // Taken before verifying: a fetch during the check leaves the entry conservatively old.
+            let generation = live.jwks.as_ref().map(|j| j.generation());
             let (verified, by_static_key) = verify(live, &raw, now).await.map_err(|e| Refusal::Invalid(e.to_string()))?;
             let caller =
                 Caller { client_id: verified.client_id().to_owned(), scopes: verified.scopes(), authenticated: true, unrestricted: false };
-            // Only static keys are cached: they change with the files, which empties the cache.
-            // A JWKS key can leave the remote set at any time, and only `JwksSource` notices.
-            if by_static_key {
-                let nbf = verified.claims.get("nbf").and_then(|v| v.as_i64()).unwrap_or(i64::MIN);
-                live.cache.put(
-                    &raw,
-                    CachedCaller { client_id: caller.client_id.clone(), scopes: caller.scopes.clone(), exp: verified.exp(), nbf },
-                );
-            }
+            // Static keys change with the files, which empties the cache; a JWKS key can leave
+            // the remote set at any time, so its tokens are trusted for a short while only.
+            let nbf = verified.claims.get("nbf").and_then(|v| v.as_i64()).unwrap_or(i64::MIN);
+            let jwks = match (&live.jwks, by_static_key) {
+                (Some(_), false) => generation.map(|g| (g, now + JWKS_VERIFIED_SECS)),
+                _ => None,
+            };
+            live.cache.put(
+                &raw,
+                CachedCaller { client_id: caller.client_id.clone(), scopes: caller.scopes.clone(), exp: verified.exp(), nbf, jwks },
+            );
             caller
         }
     };

@@ -34,6 +34,9 @@ pub struct JwksSource {
     cache: Mutex<Cache>,
     /// Held for the duration of a fetch (single flight); never while `cache` is locked.
     fetching: tokio::sync::Mutex<()>,
+    /// Bumped by every successful fetch: tokens verified under an older generation are
+    /// verified again (a key may have left the set).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -46,7 +49,18 @@ struct Cache {
 impl JwksSource {
     pub fn new(uri: String) -> Self {
         let client = crate::net::Policy::new(FETCH_TIMEOUT, crate::net::is_https(&uri)).client().map_err(|e| crate::net::describe(&e));
-        JwksSource { uri, client, cache: Mutex::new(Cache::default()), fetching: tokio::sync::Mutex::new(()) }
+        JwksSource {
+            uri,
+            client,
+            cache: Mutex::new(Cache::default()),
+            fetching: tokio::sync::Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The generation of the current key set (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn cache(&self) -> MutexGuard<'_, Cache> {
@@ -93,6 +107,7 @@ impl JwksSource {
             Ok((keys, max_age)) => {
                 cache.keys = keys;
                 cache.expires = Some(Instant::now() + max_age);
+                self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             }
             Err(e) => {
                 // Keep serving the keys we had; try again after the rate limit.

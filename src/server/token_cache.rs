@@ -1,7 +1,9 @@
 //! Verified tokens, so a client that sends the same token on every request pays for one
-//! signature check per snapshot. Only tokens verified by static keys are cached (they change
-//! with the profile's files, which build a new snapshot and so an empty cache); a JWKS key can
-//! leave the remote set at any time.
+//! signature check per snapshot. A token verified by a static key is kept until it expires (the
+//! keys change with the profile's files, which build a new snapshot and so an empty cache); one
+//! verified by a JWKS key only while the key set it was checked against is the current one,
+//! and for at most [`JWKS_VERIFIED_SECS`] (so the JWKS cache's own expiry is still consulted):
+//! a key that leaves the remote set stops working at the next fetch, as without this cache.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -19,7 +21,13 @@ pub struct CachedCaller {
     pub scopes: Vec<String>,
     pub exp: i64,
     pub nbf: i64,
+    /// For a JWKS-verified token: the key set's generation and the unix time after which the
+    /// entry is not used; `None`: a static key, trusted until `exp`.
+    pub jwks: Option<(u64, i64)>,
 }
+
+/// How long a token verified by a JWKS key is trusted without checking it again.
+pub const JWKS_VERIFIED_SECS: i64 = 30;
 
 const CACHE_CAPACITY: usize = 10_000;
 
