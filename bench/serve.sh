@@ -42,7 +42,7 @@ TOKEN=$(cat "$WORK/bench/sa/token.jwt")
 export MCPGEN_BENCH_TOKEN=$TOKEN
 
 # Convert a wrk duration (12.3us, 1.2ms, 1.0s) to milliseconds.
-to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+. bench/wrk.sh
 
 start_server() { # $1: MCPGEN_TOKEN_CACHE value
   : >"$WORK/url"
@@ -88,19 +88,8 @@ for cache in 1 0; do
   start_server "$cache"
   label=$([ "$cache" = 1 ] && echo "on" || echo "off")
   for c in $CONNECTIONS; do
-    threads=$(( c < WRK_THREADS ? c : WRK_THREADS ))
-    echo "== token cache $label, $c connection(s), $DURATION" >&2
-    out=$(wrk -t"$threads" -c"$c" -d"$DURATION" --latency -s bench/serve.lua "$URL")
-    echo "$out" >&2
-    rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
-    p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
-    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
-    non2xx=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ { print $NF }')
-    errors=$(echo "$out" | awk '/Socket errors:/ { print }')
-    if [ -n "$non2xx" ] || [ -n "$errors" ]; then
-      echo "error: not every request succeeded (${non2xx:-0} non-2xx; ${errors:-no socket errors})" >&2
-      FAILED=1
-    fi
+    wrk_cell "$c" "$URL" "token cache $label"
+    rps=$RPS p50=$P50 p99=$P99
     verdict=""
     if [ "$cache" = 1 ] && [ "$c" = 32 ]; then
       if awk -v r="$rps" -v p="$p99" -v tr="$TARGET_RPS" -v tp="$TARGET_P99_MS" 'BEGIN { exit !(r >= tr && p <= tp) }'; then

@@ -73,7 +73,7 @@ SIGNATURE=$(printf '%s.%s' "$HEADER" "$CLAIMS" | openssl dgst -sha256 -sign "$WO
 TOKEN="$HEADER.$CLAIMS.$SIGNATURE"
 export MCPGEN_BENCH_TOKEN=$TOKEN
 
-to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+. bench/wrk.sh
 
 "$BIN" --root "$WORK/root" serve bench --mock >"$WORK/url" 2>"$WORK/server.log" &
 SERVER_PID=$!
@@ -103,19 +103,8 @@ esac
 FAILED=0
 RESULTS=()
 for c in $CONNECTIONS; do
-  threads=$(( c < WRK_THREADS ? c : WRK_THREADS ))
-  echo "== oauth RS256 via JWKS, $c connection(s), $DURATION" >&2
-  out=$(wrk -t"$threads" -c"$c" -d"$DURATION" --latency -s bench/serve.lua "$URL")
-  echo "$out" >&2
-  rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
-  p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
-  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
-  non2xx=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ { print $NF }')
-  errors=$(echo "$out" | awk '/Socket errors:/ { print }')
-  if [ -n "$non2xx" ] || [ -n "$errors" ]; then
-    echo "error: not every request succeeded (${non2xx:-0} non-2xx; ${errors:-no socket errors})" >&2
-    FAILED=1
-  fi
+  wrk_cell "$c" "$URL" "oauth RS256 via JWKS"
+  rps=$RPS p50=$P50 p99=$P99
   RESULTS+=("$(printf '%5s %12s %10s %10s' "$c" "$rps" "$p50" "$p99")")
 done
 if grep -qF "$SIGNATURE" "$WORK/server.log"; then echo "error: the server logged the token" >&2; FAILED=1; fi
