@@ -297,6 +297,11 @@ fn unknown_tool_exits_5() {
     run.expect(5);
     assert!(run.stderr.contains("no tool named \"noSuchTool\""), "{}", run.stderr);
     assert!(run.stderr.contains("hint: tools this token sees: getOrders, getOrder, getProducts"), "{}", run.stderr);
+    assert!(!run.stderr.contains("did you mean"), "{}", run.stderr);
+    // A typo gets the nearest name.
+    let run = env.client().args([P, "--url", &server.url, "--tool", "getordres"]).run();
+    run.expect(5);
+    assert!(run.stderr.contains("did you mean getOrders?"), "{}", run.stderr);
 }
 
 #[test]

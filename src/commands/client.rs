@@ -104,9 +104,24 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
 
 fn no_such_tool(name: &str, tools: &[Tool]) -> anyhow::Error {
     let names: Vec<String> = tools.iter().take(20).map(|t| validate::printable(&t.name)).collect();
-    let hint =
+    let mut hint =
         if names.is_empty() { "this token sees no tools".to_owned() } else { format!("tools this token sees: {}", names.join(", ")) };
+    if let Some(close) = closest(name, tools.iter().map(|t| t.name.as_str())) {
+        hint.push_str(&format!("; did you mean {}?", validate::printable(close)));
+    }
     Failure::new(Kind::Tool, format!("no tool named {:?} on the server", validate::printable(name))).hint(hint).into()
+}
+
+/// The name in `candidates` nearest to `typed` (case-insensitive edit distance), if it is near
+/// enough to be a typo: at most a third of the name's length, and at least 2, edits away.
+fn closest<'a>(typed: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let typed = typed.to_lowercase();
+    let limit = (typed.chars().count() / 3).max(2);
+    candidates
+        .map(|c| (strsim::levenshtein(&typed, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 /// `--args`: a JSON object, `@file`, or `-` for stdin.
