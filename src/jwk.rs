@@ -73,7 +73,8 @@ impl Alg {
         }
     }
 
-    fn jose(self) -> jsonwebtoken::Algorithm {
+    /// The same algorithm as `jsonwebtoken` names it.
+    pub fn jose(self) -> jsonwebtoken::Algorithm {
         use jsonwebtoken::Algorithm as A;
         match self {
             Alg::EdDSA => A::EdDSA,

@@ -21,15 +21,6 @@ pub enum Id {
     Null,
 }
 
-impl Id {
-    pub fn as_number(&self) -> Option<i64> {
-        match self {
-            Id::Number(n) => Some(*n),
-            _ => None,
-        }
-    }
-}
-
 /// Any JSON-RPC message: request (id + method), notification (method only) or response (id +
 /// result or error).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

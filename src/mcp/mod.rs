@@ -15,8 +15,6 @@ pub mod messages;
 /// server's answer to a version it does not know.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 pub const LATEST_VERSION: &str = "2025-11-25";
-/// Assumed when a request carries no `MCP-Protocol-Version` header (transport spec).
-pub const DEFAULT_VERSION: &str = "2025-03-26";
 /// The first version without JSON-RPC batching and with `structuredContent`.
 pub const STRUCTURED_SINCE: &str = "2025-06-18";
 

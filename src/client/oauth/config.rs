@@ -233,7 +233,7 @@ fn signing_key(pem: &str, alg: Option<&str>) -> Result<(EncodingKey, Algorithm)>
     let alg = match alg {
         None => default,
         Some(name) => {
-            let parsed = crate::jwk::Alg::parse(name).map(|a| a.name()).and_then(|n| n.parse::<Algorithm>().ok());
+            let parsed = crate::jwk::Alg::parse(name).map(crate::jwk::Alg::jose);
             parsed.filter(|a| allowed.contains(a)).ok_or_else(|| {
                 anyhow!("token_endpoint_auth_signing_alg {:?} does not fit the private key", crate::validate::printable(name))
             })?
