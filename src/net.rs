@@ -53,6 +53,16 @@ pub fn is_https(url: &str) -> bool {
     url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:"))
 }
 
+/// Whether `url` names this machine (`localhost` or a loopback address).
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// The URL with its credentials replaced, for messages, logs and traces: the password — or the
 /// user name when it stands alone, which is how tokens ride in URLs (`https://ghp_…@host/`) —
 /// and every query parameter whose name suggests a secret. A text that does not parse as a URL
@@ -63,6 +73,10 @@ pub fn redact_url(url: &str) -> String {
         let _ = parsed.set_password(Some("redacted"));
     } else if !parsed.username().is_empty() {
         let _ = parsed.set_username("redacted");
+    }
+    // Implicit-flow style fragments (`#access_token=…`) carry credentials too.
+    if parsed.fragment().is_some_and(|f| f.contains('=')) {
+        parsed.set_fragment(Some("redacted"));
     }
     if parsed.query_pairs().any(|(k, _)| secret_parameter(&k)) {
         let pairs: Vec<(String, String)> = parsed
@@ -136,6 +150,7 @@ mod tests {
         assert_eq!(redact_url("http://alice:s3cret@127.0.0.1:1/mcp"), "http://alice:redacted@127.0.0.1:1/mcp");
         assert_eq!(redact_url("http://127.0.0.1:8000/mcp"), "http://127.0.0.1:8000/mcp");
         assert_eq!(redact_url("not a url \u{1b}[2J"), "<not a URL>");
+        assert_eq!(redact_url("http://h/mcp#access_token=FRAG"), "http://h/mcp#redacted");
         assert_eq!(
             redact_url("https://ghp_SECRET@api.example/v1?apikey=AK&X-Amz-Signature=SIG&sig=S&code=C&page=2"),
             "https://redacted@api.example/v1?apikey=redacted&X-Amz-Signature=redacted&sig=redacted&code=redacted&page=2"

@@ -1078,3 +1078,33 @@ fn a_profile_token_sent_to_another_url_is_called_out() {
     let run = root.client().args(["p", "--url", &fake.url]).run();
     assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
 }
+
+#[test]
+fn a_server_that_pages_forever_is_cut_off() {
+    let root = Env::new();
+    // Every tools/list page names a next cursor, alternating two: a listing that never ends.
+    let fake = Fake::start(|req| {
+        if req.method != "POST" {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        let message = req.json();
+        let Some(id) = message.get("id").cloned() else { return StatusCode::ACCEPTED.into_response() };
+        match message["method"].as_str() {
+            Some("initialize") => json_reply(
+                StatusCode::OK,
+                &rpc_result(
+                    &id,
+                    json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "x", "version": "0"}}),
+                ),
+            ),
+            _ => {
+                let next = if message["params"]["cursor"] == "a" { "b" } else { "a" };
+                json_reply(StatusCode::OK, &rpc_result(&id, json!({"tools": [tool("t", "d")], "nextCursor": next})))
+            }
+        }
+    });
+    let run = root.client().args(["--url", &fake.url]).run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("repeated a cursor"), "{}", run.stderr);
+    assert!(fake.requests_to("/mcp").len() < 10, "the client kept paging");
+}

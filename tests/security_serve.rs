@@ -696,3 +696,18 @@ async fn anonymous_callers_do_not_evict_each_others_sessions() {
         .unwrap();
     assert_eq!(ping.status(), 200, "the anonymous victim's session was evicted");
 }
+
+#[test]
+fn keys_and_token_answers_come_over_https_unless_on_loopback() {
+    for key in ["jwks_uri", "introspection_endpoint"] {
+        let p = Profile::sample();
+        p.edit_config(|c| {
+            let sa = &mut c["security"]["authentication"]["service_account"];
+            sa["mode"] = json!("oauth");
+            sa[key] = json!("http://idp.example/keys");
+        });
+        let out = p.env.run(&["serve", "p", "--port", "0"]);
+        assert_ne!(out.code, 0, "{key}: {out:?}");
+        assert!(out.stderr.contains(key) && out.stderr.contains("must be https"), "{key}: {}", out.stderr);
+    }
+}

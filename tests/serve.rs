@@ -928,14 +928,19 @@ struct JwksHost {
 
 impl JwksHost {
     fn start(keys: &[&PrivateKey]) -> (JwksHost, String) {
+        Self::start_with(keys, "public, max-age=3600")
+    }
+
+    /// A host that answers with `cache_control`.
+    fn start_with(keys: &[&PrivateKey], cache_control: &'static str) -> (JwksHost, String) {
         let state = JwksState::default();
         let app = Router::new()
             .route(
                 "/jwks.json",
-                get(|State(h): State<JwksState>| async move {
+                get(move |State(h): State<JwksState>| async move {
                     h.fetches.fetch_add(1, Ordering::SeqCst);
                     let doc = h.doc.lock().unwrap().clone();
-                    ([("cache-control", "public, max-age=3600"), ("content-type", "application/json")], doc.to_string())
+                    ([("cache-control", cache_control), ("content-type", "application/json")], doc.to_string())
                 }),
             )
             .with_state(state.clone());
@@ -953,6 +958,27 @@ impl JwksHost {
     fn fetches(&self) -> usize {
         self.state.fetches.load(Ordering::SeqCst)
     }
+}
+
+#[tokio::test]
+async fn a_key_removed_from_a_no_store_jwks_stops_working_at_the_next_fetch_despite_the_token_cache() {
+    let p = Profile::sample();
+    let (a, b) = (PrivateKey::generate(), PrivateKey::generate());
+    let (host, jwks_uri) = JwksHost::start_with(&[&a, &b], "no-store");
+    p.edit_sa(|sa| {
+        sa.insert("mode".into(), json!("oauth"));
+        sa.insert("public_key".into(), Value::Null);
+        sa.insert("jwks_uri".into(), json!(jwks_uri));
+    });
+    let s = p.serve(&[]);
+    let token_a = Auth::sa(&signed_by(&p, &a));
+    assert_eq!(s.auth_status(&token_a).await, 200);
+    assert_eq!(s.auth_status(&token_a).await, 200, "a second time: from the token cache or a fetch");
+    host.publish(&[&b]);
+    // The set may not be cached (no-store), so the token cache may not stand in for it either:
+    // the next look (the fetch is rate-limited to one a second) refuses the token.
+    s.wait_for_status(&token_a, 401, "a token of a key the JWKS no longer has").await;
+    assert!(host.fetches() >= 2);
 }
 
 fn signed_by(p: &Profile, key: &PrivateKey) -> String {

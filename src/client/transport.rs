@@ -23,8 +23,10 @@ use crate::validate::printable;
 
 /// Largest reply body accepted.
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
-/// Most pages followed in one listing.
-const MAX_PAGES: usize = 10_000;
+/// Most pages followed in one listing...
+const MAX_PAGES: usize = 1_000;
+/// ...and most items gathered.
+const MAX_LISTED: usize = 10_000;
 
 /// Why a call failed, in the classes the CLI's exit codes distinguish.
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +172,20 @@ impl McpClient {
     ) -> Result<Vec<T>, ClientError> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
+        // A server that repeats a cursor (even alternating two) or never stops listing must not
+        // hold the client for good, nor fill its memory.
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let params = cursor.as_ref().map(|c| to_value(&PageParams { cursor: Some(c.clone()) })).transpose()?;
             let (items, next) = split(self.request(method, params).await?);
             out.extend(items);
+            if out.len() > MAX_LISTED {
+                return Err(ClientError::Protocol(format!("{method} listed more than {MAX_LISTED} items")));
+            }
             match next {
-                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-                _ => return Ok(out),
+                Some(next) if seen.insert(next.clone()) => cursor = Some(next),
+                Some(_) => return Err(ClientError::Protocol(format!("{method} repeated a cursor"))),
+                None => return Ok(out),
             }
         }
         Err(ClientError::Protocol(format!("{method} did not end after {MAX_PAGES} pages")))

@@ -72,9 +72,9 @@ pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>)
         (None, Some(cached))
             if cached.exp + MAX_LEEWAY_SECS >= now
                 && cached.nbf <= now + MAX_LEEWAY_SECS
-                && cached
-                    .jwks
-                    .is_none_or(|(generation, until)| now < until && live.jwks.as_ref().is_some_and(|j| j.generation() == generation)) =>
+                && cached.jwks.is_none_or(|(generation, until)| {
+                    now < until && live.jwks.as_ref().is_some_and(|j| j.generation() == generation && j.is_fresh())
+                }) =>
         {
             Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true, unrestricted: false }
         }

@@ -87,7 +87,14 @@ impl Introspector {
 
     /// The caller behind an opaque `token`, or why it is refused (a message without the token).
     pub async fn check(&self, token: &str, expect: &Expect<'_>) -> Result<Introspected, String> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // The answer was judged against `expect`: a reload that changes the audience or issuer
+        // must not find it, so they are part of the key.
+        let mut hasher = Sha256::new();
+        for part in [Some(token), expect.audience, expect.issuer] {
+            hasher.update(part.unwrap_or("").as_bytes());
+            hasher.update([0]);
+        }
+        let key: [u8; 32] = hasher.finalize().into();
         let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).filter(|(until, _)| Instant::now() < *until).cloned();
         let answer = match cached {
             Some((_, answer)) => answer,

@@ -63,6 +63,12 @@ impl JwksSource {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Whether the cached key set is still within its `max-age` (tokens verified with it may be
+    /// trusted from the token cache only while it is).
+    pub fn is_fresh(&self) -> bool {
+        self.cache().expires.is_some_and(|t| Instant::now() < t)
+    }
+
     fn cache(&self) -> MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

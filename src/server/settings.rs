@@ -54,14 +54,13 @@ impl Settings {
                 crate::validate::printable(&sa.header)
             );
         }
+        // Keys and introspection answers decide who gets in (and introspection carries the
+        // client secret and callers' tokens): https, unless the endpoint is on this machine.
         if let Some(uri) = &sa.jwks_uri {
-            let url = crate::validate::http_url(uri).map_err(|e| anyhow::anyhow!("{}: service_account.jwks_uri: {e}", path.display()))?;
-            sa.jwks_uri = Some(url.to_string());
+            sa.jwks_uri = Some(trusted_endpoint(uri, "jwks_uri", path)?);
         }
         if let Some(uri) = &sa.introspection_endpoint {
-            let url = crate::validate::http_url(uri)
-                .map_err(|e| anyhow::anyhow!("{}: service_account.introspection_endpoint: {e}", path.display()))?;
-            sa.introspection_endpoint = Some(url.to_string());
+            sa.introspection_endpoint = Some(trusted_endpoint(uri, "introspection_endpoint", path)?);
         }
         let algorithms = algorithms(&sa, path)?;
         if let Some(spec) = &config.openapi.spec {
@@ -125,6 +124,19 @@ fn algorithms(sa: &ServiceAccount, path: &Path) -> Result<Vec<Alg>> {
         Mode::Oauth if out.is_empty() => Alg::ASYMMETRIC.to_vec(),
         Mode::Oauth => out,
     })
+}
+
+/// An http(s) URL the server trusts for keys or token answers: https, or http on loopback.
+fn trusted_endpoint(uri: &str, key: &str, path: &Path) -> Result<String> {
+    let url = crate::validate::http_url(uri).map_err(|e| anyhow::anyhow!("{}: service_account.{key}: {e}", path.display()))?;
+    if url.scheme() != "https" && !crate::net::is_loopback(&url) {
+        anyhow::bail!(
+            "{}: service_account.{key} {} must be https (plain http only on loopback)",
+            path.display(),
+            crate::net::redact_url(uri)
+        );
+    }
+    Ok(url.to_string())
 }
 
 /// A configured number of seconds, clamped to 0.1 s–1 h (NaN and negatives included).

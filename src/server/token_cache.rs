@@ -2,8 +2,8 @@
 //! signature check per snapshot. A token verified by a static key is kept until it expires (the
 //! keys change with the profile's files, which build a new snapshot and so an empty cache); one
 //! verified by a JWKS key only while the key set it was checked against is the current one,
-//! and for at most [`JWKS_VERIFIED_SECS`] (so the JWKS cache's own expiry is still consulted):
-//! a key that leaves the remote set stops working at the next fetch, as without this cache.
+//! while that set is within its `max-age`, and for at most [`JWKS_VERIFIED_SECS`]: a key that
+//! leaves the remote set stops working at the next fetch, as without this cache.
 
 use std::collections::HashMap;
 use std::sync::RwLock;

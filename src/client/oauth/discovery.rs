@@ -87,22 +87,13 @@ pub async fn token_endpoint(
         .and_then(Value::as_str)
         .ok_or_else(|| ClientError::Protocol(format!("authorization server {} publishes no token_endpoint", redact_url(&issuer))))?;
     let endpoint_url = crate::validate::http_url(endpoint).map_err(|e| ClientError::Protocol(format!("token_endpoint: {e}")))?;
-    if sends_secret && endpoint_url.scheme() != "https" && !is_loopback(&endpoint_url) {
+    if sends_secret && endpoint_url.scheme() != "https" && !crate::net::is_loopback(&endpoint_url) {
         return Err(ClientError::Protocol(format!(
             "the discovered token endpoint {} is not https; refusing to send the client secret in the clear",
             redact_url(endpoint)
         )));
     }
     Ok(endpoint.to_owned())
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 /// `https://host/.well-known/<name>/<path>` (path insertion, RFC 8414 §3.1 and RFC 9728 §3.1),
