@@ -1,6 +1,6 @@
 //! Resource bounds and output hygiene of `mcpgen serve` (security review, issue 7 items 3–5),
 //! end to end against the real binary on `127.0.0.1:0`: body read timeout, connection cap and
-//! accept back-off, JSON-RPC batch limits and up-front authorization, per-client session quota,
+//! accept back-off, JSON-RPC batch limits and up-front authorization, signed session ids,
 //! dot-segment path parameters, nested YAML specs, hostile JWKS endpoints, and escaping of
 //! untrusted text in the access log and tool descriptors.
 //!
@@ -304,7 +304,7 @@ async fn a_batch_of_tools_list_has_a_bounded_reply() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn one_client_creating_many_sessions_evicts_only_its_own() {
+async fn sessions_are_signed_for_their_client_and_many_of_them_evict_nobody() {
     let p = Profile::sample();
     let s = p.serve(&[]);
     let token_for = |client: &str| {
@@ -317,7 +317,8 @@ async fn one_client_creating_many_sessions_evicts_only_its_own() {
     let victim_session = s.session(&victim).await;
     let attacker = token_for("attacker");
     let first = s.session(&attacker).await;
-    // More than the global cap of 10,000, 32 at a time.
+    // The old in-memory store kept 10,000 sessions; signed ids keep none, so 10,001 new sessions
+    // (32 at a time) leave every earlier one valid.
     let made = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..32 {
@@ -340,7 +341,22 @@ async fn one_client_creating_many_sessions_evicts_only_its_own() {
         done.unwrap();
     }
     assert_eq!(s.request(&victim_session, "ping", json!({})).await.status, 200, "the victim's session was evicted");
-    assert_eq!(s.request(&first, "ping", json!({})).await.status, 404, "the attacker's oldest session stays within its quota");
+    assert_eq!(s.request(&first, "ping", json!({})).await.status, 200, "the attacker's own first session is still valid");
+
+    // A session belongs to the client it was issued to: the attacker cannot use the victim's id.
+    let stolen = Session { auth: attacker.clone(), ..victim_session.clone() };
+    assert_eq!(s.request(&stolen, "ping", json!({})).await.status, 404);
+    // Tampered or made-up ids are unknown sessions.
+    let mut tampered = victim_session.id.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for id in [tampered, "0123456789abcdef0123456789abcdef".into(), "A".repeat(50)] {
+        let forged = Session { id: id.clone(), ..victim_session.clone() };
+        assert_eq!(s.request(&forged, "ping", json!({})).await.status, 404, "{id}");
+    }
+    // DELETE ends the session on this server.
+    assert_eq!(s.delete_session(&victim_session).await, 204);
+    assert_eq!(s.request(&victim_session, "ping", json!({})).await.status, 404);
 }
 
 // ---------------------------------------------------------------------------------------------

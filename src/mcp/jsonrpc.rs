@@ -10,6 +10,12 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// MCP 2026-07-28: the mirrored headers are missing or do not match the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28: a capability the server needs from the client is missing.
+pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// MCP 2026-07-28: the requested protocol version is not served (`data.supported` lists them).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// A request id: JSON-RPC allows strings and numbers; MCP forbids `null`, which is kept as a
 /// variant so the server can refuse it instead of mistaking it for a notification.
@@ -83,6 +89,15 @@ impl Message {
             error: Some(ErrorObject { code, message: message.into(), data: None }),
             ..Default::default()
         }
+    }
+
+    /// An error response with a `data` member (e.g. the versions a server supports).
+    pub fn error_with_data(id: Id, code: i64, message: impl Into<String>, data: Value) -> Self {
+        let mut m = Message::error(id, code, message);
+        if let Some(error) = &mut m.error {
+            error.data = Some(data);
+        }
+        m
     }
 
     pub fn kind(&self) -> Kind {

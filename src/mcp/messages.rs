@@ -41,6 +41,32 @@ pub struct InitializeResult {
     pub instructions: Option<String>,
 }
 
+/// The result of `server/discover` (protocol 2026-07-28): what `initialize` told in the
+/// handshake era, asked for instead of negotiated.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoverResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_type: Option<String>,
+    #[serde(default)]
+    pub supported_versions: Vec<String>,
+    #[serde(default)]
+    pub capabilities: Map<String, Value>,
+    #[serde(default)]
+    pub server_info: Implementation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// How long the client may consider this fresh (cacheable results must say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// `public` or `private` (whether one caller's answer may be reused for another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_scope: Option<String>,
+    /// Result metadata; the revision names the server in `io.modelcontextprotocol/serverInfo`.
+    #[serde(rename = "_meta", default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Map<String, Value>>,
+}
+
 /// `params` of `tools/list` and `prompts/list`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct PageParams {

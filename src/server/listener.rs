@@ -44,7 +44,7 @@ impl Server {
         };
         let state = Arc::new(AppState {
             shared,
-            sessions: Mutex::new(Sessions::default()),
+            sessions: Sessions::default(),
             base_url: format!("http://{host}:{}", addr.port()),
             path: "/mcp".into(),
             log,

@@ -4,8 +4,9 @@
 //! `introspection` of opaque tokens and the `token_cache`) →
 //! `tools` (the catalogue) → `downstream` (the REST API, or mock answers). Each request reads
 //! one `snapshot` of the profile, built from its `settings`, keys and revocations and replaced
-//! whole by `watch` when the profile's files change; `sessions` keeps the handshake-era
-//! sessions; `access_log` is the one way the server logs.
+//! whole by `watch` when the profile's files change; `sessions` signs and checks the
+//! handshake-era session ids (any replica accepts any replica's); `stateless` serves protocol
+//! 2026-07-28 beside them; `access_log` is the one way the server logs.
 
 pub mod access_log;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod router;
 pub mod sessions;
 pub mod settings;
 pub mod snapshot;
+pub mod stateless;
 pub mod token_cache;
 pub mod tools;
 pub mod watch;

@@ -16,10 +16,9 @@
 // Early returns carry a ready `Response`; boxing it would only add an allocation per refusal.
 #![allow(clippy::result_large_err)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -33,9 +32,9 @@ use crate::mcp::messages::{CallToolParams, Implementation, InitializeParams, Ini
 use crate::mcp::{self, LATEST_VERSION, STRUCTURED_SINCE, method};
 use crate::server::access_log::LogLine;
 use crate::server::auth::{self, Caller, Refusal};
-use crate::server::listener::PeerIp;
 use crate::server::sessions::Sessions;
 use crate::server::snapshot::Live;
+use crate::server::stateless;
 use crate::server::watch::Shared;
 use crate::server::wellknown;
 
@@ -51,7 +50,8 @@ pub const MAX_BATCH_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
 pub struct AppState {
     pub shared: Arc<Shared>,
-    pub sessions: Mutex<Sessions>,
+    /// Signs and checks session ids (no per-session memory).
+    pub sessions: Sessions,
     /// `http://host:port` as clients reach us.
     pub base_url: String,
     pub path: String,
@@ -100,7 +100,7 @@ fn origin_allowed(live: &Live, headers: &HeaderMap) -> bool {
     }
 }
 
-fn plain_error(status: StatusCode, id: Id, code: i64, message: &str) -> Response {
+pub(crate) fn plain_error(status: StatusCode, id: Id, code: i64, message: &str) -> Response {
     json_response(status, &serde_json::to_value(Message::error(id, code, message)).unwrap_or_default())
 }
 
@@ -114,8 +114,9 @@ async fn gate(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
     auth::authenticate(live, headers, query).await.map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url()))
 }
 
-/// Look up the session of a non-initialize request.
-fn check_session(state: &AppState, headers: &HeaderMap, owner: &str) -> Result<(String, String), Response> {
+/// Check the session of a non-initialize request: signed by a key of this profile, for this
+/// caller, not expired or ended here.
+fn check_session(state: &AppState, live: &Live, headers: &HeaderMap, owner: &str) -> Result<(String, &'static str), Response> {
     let Some(id) = headers.get(mcp::SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(plain_error(
             StatusCode::BAD_REQUEST,
@@ -124,8 +125,7 @@ fn check_session(state: &AppState, headers: &HeaderMap, owner: &str) -> Result<(
             "missing Mcp-Session-Id header; send initialize first",
         ));
     };
-    let version = state.sessions.lock().unwrap_or_else(|p| p.into_inner()).touch(id, owner);
-    match version {
+    match state.sessions.check(&live.session_keys, id, owner) {
         Some(version) => Ok((id.to_owned(), version)),
         None => Err(plain_error(StatusCode::NOT_FOUND, Id::Null, INVALID_REQUEST, "unknown or expired session; initialize again")),
     }
@@ -151,22 +151,19 @@ async fn handle_get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQ
     log.finish(state.log, response)
 }
 
-async fn handle_delete(
-    State(state): State<Arc<AppState>>,
-    peer: Option<Extension<PeerIp>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn handle_delete(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let live = state.shared.get();
     let mut log = LogLine::new("DELETE");
     let response = match gate(&state, &live, &headers, query.as_deref()).await {
         Err(r) => r,
+        // The stateless revision has no sessions to end.
+        Ok(_) if stateless::is_modern_header(&headers) => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response(),
         Ok(caller) => {
             log.client = caller.client_id.clone();
-            match check_session(&state, &headers, &owner(&caller, peer.as_ref())) {
+            match check_session(&state, &live, &headers, &caller.client_id) {
                 Err(r) => r,
                 Ok((id, _)) => {
-                    state.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    state.sessions.end(&id);
                     StatusCode::NO_CONTENT.into_response()
                 }
             }
@@ -175,16 +172,10 @@ async fn handle_delete(
     log.finish(state.log, response)
 }
 
-async fn handle_post(
-    State(state): State<Arc<AppState>>,
-    peer: Option<Extension<PeerIp>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Response {
+async fn handle_post(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery, body: Body) -> Response {
     let live = state.shared.get();
     let mut log = LogLine::new("POST");
-    let response = post(&state, &live, peer.as_ref(), &headers, query.as_deref(), body, &mut log).await;
+    let response = post(&state, &live, &headers, query.as_deref(), body, &mut log).await;
     log.finish(state.log, response)
 }
 
@@ -208,15 +199,7 @@ async fn read_body(body: Body, timeout: Duration) -> Result<bytes::Bytes, Respon
     }
 }
 
-async fn post(
-    state: &AppState,
-    live: &Live,
-    peer: Option<&Extension<PeerIp>>,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: Body,
-    log: &mut LogLine,
-) -> Response {
+async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<&str>, body: Body, log: &mut LogLine) -> Response {
     let caller = match gate(state, live, headers, query).await {
         Ok(caller) => caller,
         Err(r) => return r,
@@ -267,6 +250,20 @@ async fn post(
         messages.push(message);
     }
 
+    // Protocol 2026-07-28: one message, no session, version and capabilities in `_meta`.
+    if stateless::is_modern(headers, &messages) {
+        if batch {
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                Id::Null,
+                INVALID_REQUEST,
+                "batching is not supported in protocol version 2026-07-28",
+            );
+        }
+        let message = messages.into_iter().next().unwrap_or_default();
+        return stateless::serve(state, live, &caller, headers, message, use_sse, log).await;
+    }
+
     // initialize: alone, no session yet.
     if let Some(init) = messages.iter().find(|m| m.method.as_deref() == Some(method::INITIALIZE)) {
         log.rpc = method::INITIALIZE.into();
@@ -283,18 +280,12 @@ async fn post(
             }
         };
         let version = if mcp::is_supported(&params.protocol_version) { params.protocol_version.as_str() } else { LATEST_VERSION };
-        let session_id = new_session(state, version, &owner(&caller, peer));
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("tools".into(), json!({"listChanged": false}));
+        let session_id = state.sessions.issue(&live.session_keys[0], version, &caller.client_id);
         let result = InitializeResult {
             protocol_version: version.to_owned(),
-            capabilities,
-            server_info: Implementation {
-                name: "mcpgen".into(),
-                title: Some(format!("mcpgen {}", live.profile)),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-            instructions: Some(format!("Tools of the {} API. Service-account scopes decide which tools you see.", live.profile)),
+            capabilities: capabilities(),
+            server_info: server_info(live),
+            instructions: Some(instructions(live)),
         };
         let mut response = reply(vec![encode(&Message::result(id, result))], false, use_sse);
         if let Ok(v) = HeaderValue::from_str(&session_id) {
@@ -303,7 +294,7 @@ async fn post(
         return response;
     }
 
-    let (_, session_version) = match check_session(state, headers, &owner(&caller, peer)) {
+    let (_, session_version) = match check_session(state, live, headers, &caller.client_id) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -314,7 +305,7 @@ async fn post(
         }
     }
     // Versions compare as dates.
-    if batch && session_version.as_str() >= STRUCTURED_SINCE {
+    if batch && session_version >= STRUCTURED_SINCE {
         return plain_error(
             StatusCode::BAD_REQUEST,
             Id::Null,
@@ -322,20 +313,10 @@ async fn post(
             &format!("batching is not supported in protocol version {session_version}"),
         );
     }
-    // Authorization of every call first: a refusal must not come after earlier calls of the
-    // same batch already reached the downstream.
-    for message in messages.iter().filter(|m| m.is_request() && m.method.as_deref() == Some(method::TOOLS_CALL)) {
-        let name = message.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
-        if live.tools.get(name).is_some() {
-            let needed = live.settings.authorization.scopes_for(name);
-            if !caller.has_all(needed) {
-                log.rpc = method::TOOLS_CALL.into();
-                log.tool = name.to_owned();
-                return auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url());
-            }
-        }
+    if let Err(refusal) = authorize_calls(state, live, &caller, &messages, log) {
+        return refusal;
     }
-    let structured = session_version.as_str() >= STRUCTURED_SINCE;
+    let structured = session_version >= STRUCTURED_SINCE;
     // Replies are kept encoded: their size is what the budget counts, and a `tools/list` page
     // never exists as a second, cloned tree.
     let mut replies: Vec<String> = Vec::new();
@@ -357,36 +338,10 @@ async fn post(
         }
         let encoded = match method {
             method::PING => encode(&Message::result(id, json!({}))),
-            method::TOOLS_LIST => list_tools(live, &caller, id, &message),
-            method::TOOLS_CALL => {
-                let params: CallToolParams = match message.params_as() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        replies.push(encode(&Message::error(id, INVALID_PARAMS, format!("invalid tools/call params: {e}"))));
-                        continue;
-                    }
-                };
-                log.tool = params.name.clone();
-                let Some(tool) = live.tools.get(&params.name) else {
-                    replies.push(encode(&Message::error(
-                        id,
-                        INVALID_PARAMS,
-                        format!("Unknown tool: {}", crate::validate::printable(&params.name)),
-                    )));
-                    continue;
-                };
-                let args = match params.arguments {
-                    None | Some(Value::Null) => serde_json::Map::new(),
-                    Some(Value::Object(map)) => map,
-                    Some(_) => {
-                        replies.push(encode(&Message::error(id, INVALID_PARAMS, "arguments must be an object")));
-                        continue;
-                    }
-                };
-                let result = live.tools.call(tool, &args, structured).await;
-                encode(&Message::result(id, result))
-            }
-            other => encode(&Message::error(id, METHOD_NOT_FOUND, format!("Method not found: {}", crate::validate::printable(other)))),
+            _ => match answer(live, &caller, &message, structured, false, log).await {
+                Some(encoded) => encoded,
+                None => encode(&Message::error(id, METHOD_NOT_FOUND, format!("Method not found: {}", crate::validate::printable(method)))),
+            },
         };
         reply_bytes += encoded.len();
         replies.push(encoded);
@@ -397,28 +352,94 @@ async fn post(
     reply(replies, batch, use_sse)
 }
 
-fn encode(message: &Message) -> String {
-    serde_json::to_string(message).unwrap_or_default()
+/// What this server offers: tools, a list that does not change while a client holds it.
+pub(crate) fn capabilities() -> serde_json::Map<String, Value> {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("tools".into(), json!({"listChanged": false}));
+    capabilities
 }
 
-/// Who owns a session: the authenticated client, else the client's address (so anonymous
-/// callers do not share one quota and cannot evict each other's sessions).
-fn owner(caller: &Caller, peer: Option<&Extension<PeerIp>>) -> String {
-    match (caller.authenticated, peer) {
-        (false, Some(Extension(PeerIp(ip)))) => format!("-@{ip}"),
-        _ => caller.client_id.clone(),
+pub(crate) fn server_info(live: &Live) -> Implementation {
+    Implementation { name: "mcpgen".into(), title: Some(format!("mcpgen {}", live.profile)), version: env!("CARGO_PKG_VERSION").into() }
+}
+
+pub(crate) fn instructions(live: &Live) -> String {
+    format!("Tools of the {} API. Service-account scopes decide which tools you see.", live.profile)
+}
+
+/// Authorization of every call first: a refusal must not come after earlier calls of the same
+/// batch already reached the downstream.
+pub(crate) fn authorize_calls(
+    state: &AppState,
+    live: &Live,
+    caller: &Caller,
+    messages: &[Message],
+    log: &mut LogLine,
+) -> Result<(), Response> {
+    for message in messages.iter().filter(|m| m.is_request() && m.method.as_deref() == Some(method::TOOLS_CALL)) {
+        let name = message.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
+        if live.tools.get(name).is_some() {
+            let needed = live.settings.authorization.scopes_for(name);
+            if !caller.has_all(needed) {
+                log.rpc = method::TOOLS_CALL.into();
+                log.tool = name.to_owned();
+                return Err(auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url()));
+            }
+        }
     }
+    Ok(())
 }
 
-fn new_session(state: &AppState, version: &str, owner: &str) -> String {
-    let id = format!("{:032x}", rand::random::<u128>());
-    state.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), version, owner);
-    id
+/// The encoded reply to a `tools/list` or `tools/call` request, the methods both protocol eras
+/// share; `None` for any other method. `modern` adds the `resultType` the stateless revision
+/// requires on every result.
+pub(crate) async fn answer(
+    live: &Live,
+    caller: &Caller,
+    message: &Message,
+    structured: bool,
+    modern: bool,
+    log: &mut LogLine,
+) -> Option<String> {
+    let id = message.id.clone().unwrap_or(Id::Null);
+    let encoded = match message.method.as_deref().unwrap_or("") {
+        method::TOOLS_LIST => list_tools(live, caller, id, message, modern),
+        method::TOOLS_CALL => {
+            let params: CallToolParams = match message.params_as() {
+                Ok(p) => p,
+                Err(e) => return Some(encode(&Message::error(id, INVALID_PARAMS, format!("invalid tools/call params: {e}")))),
+            };
+            log.tool = params.name.clone();
+            let Some(tool) = live.tools.get(&params.name) else {
+                return Some(encode(&Message::error(
+                    id,
+                    INVALID_PARAMS,
+                    format!("Unknown tool: {}", crate::validate::printable(&params.name)),
+                )));
+            };
+            let args = match params.arguments {
+                None | Some(Value::Null) => serde_json::Map::new(),
+                Some(Value::Object(map)) => map,
+                Some(_) => return Some(encode(&Message::error(id, INVALID_PARAMS, "arguments must be an object"))),
+            };
+            let mut result = live.tools.call(tool, &args, structured).await;
+            if modern {
+                result.extra.insert("resultType".into(), json!("complete"));
+            }
+            encode(&Message::result(id, result))
+        }
+        _ => return None,
+    };
+    Some(encoded)
+}
+
+pub(crate) fn encode(message: &Message) -> String {
+    serde_json::to_string(message).unwrap_or_default()
 }
 
 /// `tools/list`: the tools the caller has the scopes for, a page at a time; the encoded reply,
 /// serialized straight from the descriptors (no copy of the page as a JSON tree).
-fn list_tools(live: &Live, caller: &Caller, id: Id, message: &Message) -> String {
+fn list_tools(live: &Live, caller: &Caller, id: Id, message: &Message, modern: bool) -> String {
     let invalid = |id| encode(&Message::error(id, INVALID_PARAMS, "invalid cursor"));
     let start = match message.params_as::<PageParams>() {
         Ok(PageParams { cursor: None }) => 0,
@@ -442,16 +463,28 @@ fn list_tools(live: &Live, caller: &Caller, id: Id, message: &Message) -> String
 
     #[derive(serde::Serialize)]
     struct Page<'a> {
+        #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
+        result_type: Option<&'static str>,
+        #[serde(rename = "ttlMs", skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+        #[serde(rename = "cacheScope", skip_serializing_if = "Option::is_none")]
+        cache_scope: Option<&'static str>,
         tools: &'a [&'a Tool],
         #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
         next_cursor: Option<String>,
     }
-    let page = Page { tools: &visible[start..end], next_cursor: (end < visible.len()).then(|| end.to_string()) };
+    let page = Page {
+        result_type: modern.then_some("complete"),
+        ttl_ms: modern.then_some(stateless::TOOLS_LIST_TTL_MS),
+        cache_scope: modern.then_some("private"),
+        tools: &visible[start..end],
+        next_cursor: (end < visible.len()).then(|| end.to_string()),
+    };
     encode(&Message::result(id, page))
 }
 
 /// A JSON body (one message, or an array for a batch), or one SSE event per message.
-fn reply(messages: Vec<String>, batch: bool, sse: bool) -> Response {
+pub(crate) fn reply(messages: Vec<String>, batch: bool, sse: bool) -> Response {
     if sse {
         let mut body = String::new();
         for m in &messages {

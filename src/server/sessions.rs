@@ -1,104 +1,226 @@
-//! Handshake-era sessions (`Mcp-Session-Id`): which protocol version each negotiated and which
-//! client owns it. Bounded in all and per client — a client's own oldest session goes first,
-//! so one token opening sessions in a loop never evicts anyone else's — with recency kept in
-//! ordered maps, so eviction and expiry never scan under the lock.
+//! Handshake-era sessions (`Mcp-Session-Id`) that need no shared memory: the id itself carries
+//! the negotiated protocol version and when it was issued, and an HMAC-SHA256 tag over that and
+//! the owner (the caller's `client_id`). Every replica that holds the same session key — derived
+//! from the profile's signing key, or `MCPGEN_SESSION_SECRET` — accepts a session any other
+//! replica created, so replicas behind a round-robin load balancer behave as one server.
+//!
+//! A session costs no memory until it is ended: `DELETE` remembers the id (bounded, oldest
+//! forgotten first) so this replica answers 404 to it afterwards. Another replica does not hear
+//! of it and accepts the id until it expires — which grants nothing the caller's token does not:
+//! every request is authenticated on its own, and the id is bound to the caller's `client_id`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Sessions kept at most; the least recently used goes first.
-pub const MAX_SESSIONS: usize = 10_000;
-/// Sessions one `client_id` keeps at most; its own least recently used goes first.
-pub const MAX_SESSIONS_PER_CLIENT: usize = 100;
-/// A session unused this long is forgotten.
-const SESSION_IDLE: Duration = Duration::from_secs(3600);
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
-struct SessionInfo {
-    version: String,
-    client_id: String,
-    last_seen: Instant,
-    /// Position in the recency orders: bumped on every use.
-    tick: u64,
+use crate::mcp;
+
+/// A session is accepted this long after `initialize`; then the client initializes again (404).
+pub const SESSION_LIFETIME_SECS: u64 = 24 * 3600;
+/// Ended (`DELETE`d) session ids this replica remembers at most.
+pub const MAX_ENDED: usize = 10_000;
+/// The environment variable that sets the session key for replicas without the profile's
+/// signing key (at least 32 bytes of secret, any encoding).
+pub const SECRET_ENV: &str = "MCPGEN_SESSION_SECRET";
+
+const DOMAIN: &[u8] = b"mcpgen session id v1\0";
+const NONCE_BYTES: usize = 12;
+const TAG_BYTES: usize = 16;
+/// version index (1) + issued-at seconds (8) + nonce.
+const PAYLOAD_BYTES: usize = 1 + 8 + NONCE_BYTES;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A 256-bit key that signs session ids. Redacts itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey([u8; 32]);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(<redacted>)")
+    }
 }
 
-/// Sessions by id, plus recency orders (global and per client) keyed by a use counter, so
-/// eviction and expiry take the first entry instead of scanning under the lock.
-#[derive(Default)]
+/// Where the session key came from: operators need to know whether replicas agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// `MCPGEN_SESSION_SECRET`.
+    Environment,
+    /// Derived from the profile's signing key (shared by every replica of the folder).
+    Profile,
+    /// Random, this process only (no signing key and no secret): sessions do not cross replicas.
+    Process,
+}
+
+impl SessionKey {
+    /// A key derived from secret material under a fixed label (HMAC-SHA256 as a KDF), so the
+    /// session key reveals nothing of the signing key it comes from.
+    pub fn derive(secret: &[u8]) -> Self {
+        let mut mac = HmacSha256::new_from_slice(b"mcpgen/session-key/v1").expect("HMAC takes any key length");
+        mac.update(secret);
+        SessionKey(mac.finalize().into_bytes().into())
+    }
+
+    pub fn random() -> Self {
+        SessionKey(rand::random())
+    }
+
+    fn tag(&self, payload: &[u8], owner: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(DOMAIN);
+        mac.update(payload);
+        mac.update(owner.as_bytes());
+        mac
+    }
+}
+
+/// The key from `MCPGEN_SESSION_SECRET` when set (refused when shorter than 32 bytes).
+pub fn key_from_env() -> anyhow::Result<Option<SessionKey>> {
+    match std::env::var_os(SECRET_ENV) {
+        None => Ok(None),
+        Some(value) if value.len() < 32 => Err(crate::error::Failure::usage(format!("{SECRET_ENV} is shorter than 32 bytes"))
+            .hint("generate one with `openssl rand -hex 32`, and give every replica the same value")
+            .into()),
+        Some(value) => Ok(Some(SessionKey::derive(value.as_encoded_bytes()))),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Signs new session ids and checks presented ones.
 pub struct Sessions {
-    by_id: HashMap<String, SessionInfo>,
-    by_tick: BTreeMap<u64, String>,
-    per_client: HashMap<String, BTreeMap<u64, String>>,
-    next_tick: u64,
+    ended: Mutex<Ended>,
+}
+
+#[derive(Default)]
+struct Ended {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions { ended: Mutex::new(Ended::default()) }
+    }
 }
 
 impl Sessions {
-    pub fn remove(&mut self, id: &str) {
-        let Some(info) = self.by_id.remove(id) else { return };
-        self.by_tick.remove(&info.tick);
-        if let Some(own) = self.per_client.get_mut(&info.client_id) {
-            own.remove(&info.tick);
-            if own.is_empty() {
-                self.per_client.remove(&info.client_id);
-            }
-        }
+    /// A new session id for `owner` at protocol `version`, signed with `key`: 50 URL-safe
+    /// characters (visible ASCII, as the transport requires).
+    pub fn issue(&self, key: &SessionKey, version: &str, owner: &str) -> String {
+        let index = mcp::SUPPORTED_VERSIONS.iter().position(|v| *v == version).unwrap_or(mcp::SUPPORTED_VERSIONS.len() - 1);
+        let mut payload = [0u8; PAYLOAD_BYTES];
+        payload[0] = index as u8;
+        payload[1..9].copy_from_slice(&now_secs().to_be_bytes());
+        payload[9..].copy_from_slice(&rand::random::<[u8; NONCE_BYTES]>());
+        let tag = key.tag(&payload, owner).finalize().into_bytes();
+        let mut raw = [0u8; PAYLOAD_BYTES + TAG_BYTES];
+        raw[..PAYLOAD_BYTES].copy_from_slice(&payload);
+        raw[PAYLOAD_BYTES..].copy_from_slice(&tag[..TAG_BYTES]);
+        URL_SAFE_NO_PAD.encode(raw)
     }
 
-    /// Forget sessions idle too long: they are the oldest, at the front of the order.
-    fn expire(&mut self) {
-        while let Some((_, id)) = self.by_tick.first_key_value() {
-            let expired = self.by_id.get(id).is_none_or(|s| s.last_seen.elapsed() >= SESSION_IDLE);
-            if !expired {
-                break;
-            }
-            let id = id.clone();
-            self.remove(&id);
-        }
-    }
-
-    pub fn insert(&mut self, id: String, version: &str, client_id: &str) {
-        self.expire();
-        if let Some(oldest) =
-            self.per_client.get(client_id).filter(|own| own.len() >= MAX_SESSIONS_PER_CLIENT).and_then(|own| own.first_key_value())
-        {
-            let oldest = oldest.1.clone();
-            self.remove(&oldest);
-        }
-        if self.by_id.len() >= MAX_SESSIONS
-            && let Some((_, oldest)) = self.by_tick.first_key_value()
-        {
-            let oldest = oldest.clone();
-            self.remove(&oldest);
-        }
-        let tick = self.bump();
-        self.by_tick.insert(tick, id.clone());
-        self.per_client.entry(client_id.to_owned()).or_default().insert(tick, id.clone());
-        self.by_id
-            .insert(id, SessionInfo { version: version.to_owned(), client_id: client_id.to_owned(), last_seen: Instant::now(), tick });
-    }
-
-    /// The session's version if it exists, belongs to `client_id` and is not idle; marks it used.
-    pub fn touch(&mut self, id: &str, client_id: &str) -> Option<String> {
-        let session = self.by_id.get(id)?;
-        // A session belongs to the client that created it.
-        if session.client_id != client_id || session.last_seen.elapsed() >= SESSION_IDLE {
+    /// The session's protocol version if `id` was issued to `owner` under one of `keys`, is not
+    /// past its lifetime, and was not ended here.
+    pub fn check(&self, keys: &[SessionKey], id: &str, owner: &str) -> Option<&'static str> {
+        // 50 characters exactly: anything else is refused before any decoding or hashing.
+        if id.len() != (PAYLOAD_BYTES + TAG_BYTES).div_ceil(3) * 4 - 2 {
             return None;
         }
-        let old = session.tick;
-        let tick = self.bump();
-        self.by_tick.remove(&old);
-        self.by_tick.insert(tick, id.to_owned());
-        if let Some(own) = self.per_client.get_mut(client_id) {
-            own.remove(&old);
-            own.insert(tick, id.to_owned());
+        let raw = URL_SAFE_NO_PAD.decode(id).ok()?;
+        let (payload, tag) = raw.split_at(PAYLOAD_BYTES);
+        // Constant-time comparison (`verify_truncated_left`), under each key in turn.
+        if !keys.iter().any(|key| key.tag(payload, owner).verify_truncated_left(tag).is_ok()) {
+            return None;
         }
-        let session = self.by_id.get_mut(id)?;
-        session.tick = tick;
-        session.last_seen = Instant::now();
-        Some(session.version.clone())
+        let issued = u64::from_be_bytes(payload[1..9].try_into().ok()?);
+        let now = now_secs();
+        // A little slack for clocks of replicas that disagree.
+        if issued > now + 300 || now.saturating_sub(issued) >= SESSION_LIFETIME_SECS {
+            return None;
+        }
+        let version = mcp::SUPPORTED_VERSIONS.get(usize::from(payload[0]))?;
+        if self.ended.lock().unwrap_or_else(|p| p.into_inner()).ids.contains(id) {
+            return None;
+        }
+        Some(version)
     }
 
-    fn bump(&mut self) -> u64 {
-        self.next_tick += 1;
-        self.next_tick
+    /// `DELETE`: this replica refuses the id from now on (the oldest ended ids are forgotten
+    /// past [`MAX_ENDED`]; they expire on their own).
+    pub fn end(&self, id: &str) {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if ended.ids.insert(id.to_owned()) {
+            ended.order.push_back(id.to_owned());
+            while ended.order.len() > MAX_ENDED {
+                if let Some(old) = ended.order.pop_front() {
+                    ended.ids.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> SessionKey {
+        SessionKey::derive(&[byte; 32])
+    }
+
+    #[test]
+    fn an_id_is_accepted_by_any_holder_of_the_key_for_its_owner_only() {
+        let (a, b) = (Sessions::default(), Sessions::default());
+        let id = a.issue(&key(1), "2025-06-18", "ci-bot");
+        assert_eq!(id.len(), 50);
+        assert!(id.bytes().all(|c| (0x21..=0x7e).contains(&c)));
+        assert_eq!(b.check(&[key(1)], &id, "ci-bot"), Some("2025-06-18"));
+        assert_eq!(b.check(&[key(1)], &id, "other-bot"), None);
+        assert_eq!(b.check(&[key(2)], &id, "ci-bot"), None);
+        assert_eq!(b.check(&[key(2), key(1)], &id, "ci-bot"), Some("2025-06-18"));
+    }
+
+    #[test]
+    fn tampered_truncated_and_ended_ids_are_refused() {
+        let sessions = Sessions::default();
+        let id = sessions.issue(&key(1), "2025-11-25", "c");
+        let mut raw = URL_SAFE_NO_PAD.decode(&id).unwrap();
+        raw[0] = 0; // another version, same tag
+        assert_eq!(sessions.check(&[key(1)], &URL_SAFE_NO_PAD.encode(&raw), "c"), None);
+        assert_eq!(sessions.check(&[key(1)], &id[..49], "c"), None);
+        assert_eq!(sessions.check(&[key(1)], "", "c"), None);
+        assert_eq!(sessions.check(&[key(1)], &"!".repeat(50), "c"), None);
+        sessions.end(&id);
+        assert_eq!(sessions.check(&[key(1)], &id, "c"), None);
+    }
+
+    #[test]
+    fn an_expired_id_is_refused() {
+        let k = key(1);
+        let mut payload = [0u8; PAYLOAD_BYTES];
+        payload[0] = 2;
+        payload[1..9].copy_from_slice(&(now_secs() - SESSION_LIFETIME_SECS).to_be_bytes());
+        let tag = k.tag(&payload, "c").finalize().into_bytes();
+        let id = URL_SAFE_NO_PAD.encode([&payload[..], &tag[..TAG_BYTES]].concat());
+        assert_eq!(Sessions::default().check(&[k], &id, "c"), None);
+    }
+
+    #[test]
+    fn ended_ids_are_bounded() {
+        let sessions = Sessions::default();
+        for i in 0..MAX_ENDED + 10 {
+            sessions.end(&i.to_string());
+        }
+        let ended = sessions.ended.lock().unwrap();
+        assert_eq!((ended.ids.len(), ended.order.len()), (MAX_ENDED, MAX_ENDED));
+        assert!(!ended.ids.contains("0"));
     }
 }

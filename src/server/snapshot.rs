@@ -16,6 +16,7 @@ use crate::profile;
 use crate::server::downstream::Backend;
 use crate::server::introspection::Introspector;
 use crate::server::jwks::JwksSource;
+use crate::server::sessions::{KeySource, SessionKey};
 use crate::server::settings::{Settings, seconds};
 use crate::server::token_cache::TokenCache;
 use crate::server::tools::ToolSet;
@@ -48,6 +49,10 @@ pub struct Live {
     /// The files this snapshot was read from, to notice changes, and their identity as read.
     pub watched: Vec<PathBuf>,
     pub stamps: Fingerprint,
+    /// Keys that sign and check session ids: the current one first, then the one it replaced
+    /// (so a rotation does not end every open session at once).
+    pub session_keys: Vec<SessionKey>,
+    pub session_key_source: KeySource,
     /// When the first retired key's grace period ends: the snapshot is rebuilt then, even if no
     /// file changed, so the key (and tokens cached under it) stop being accepted.
     pub renew_at: Option<DateTime<Utc>>,
@@ -109,7 +114,10 @@ impl Live {
                 _ => Arc::new(Introspector::new(uri, id.map(str::to_owned), secret.map(str::to_owned))),
             }
         });
+        let (session_keys, session_key_source) = session_keys(&session, previous, warnings)?;
         Ok(Live {
+            session_keys,
+            session_key_source,
             profile: profile.name.clone(),
             port: profile.port,
             settings,
@@ -124,6 +132,35 @@ impl Live {
             renew_at,
         })
     }
+}
+
+/// The session key: `MCPGEN_SESSION_SECRET`, else derived from the profile's signing key (so
+/// every replica of one folder agrees), else a random key for this process — with a warning,
+/// as sessions then do not cross replicas. The previous snapshot's key stays accepted after a
+/// change.
+fn session_keys(session: &store::Session, previous: Option<&Live>, warnings: &mut Vec<String>) -> Result<(Vec<SessionKey>, KeySource)> {
+    use crate::server::sessions::{SECRET_ENV, key_from_env};
+    let (key, source) = match key_from_env()? {
+        Some(key) => (key, KeySource::Environment),
+        None => match session.private_key().and_then(|k| k.to_der()) {
+            Ok(der) => (SessionKey::derive(&der), KeySource::Profile),
+            Err(_) => match previous.filter(|p| p.session_key_source == KeySource::Process) {
+                Some(prev) => (prev.session_keys[0].clone(), KeySource::Process),
+                None => {
+                    warnings.push(format!(
+                        "no signing key in the profile and no {SECRET_ENV}: session ids are signed with a key of this process only, so another replica will not accept them (set {SECRET_ENV} on every replica)"
+                    ));
+                    (SessionKey::random(), KeySource::Process)
+                }
+            },
+        },
+    };
+    let mut keys = vec![key];
+    if let Some(prev) = previous {
+        let kept = if prev.session_keys[0] != keys[0] { prev.session_keys.first() } else { prev.session_keys.get(1) };
+        keys.extend(kept.cloned());
+    }
+    Ok((keys, source))
 }
 
 /// The tool catalogue: the profile's spec (read without following links, size-capped) or the

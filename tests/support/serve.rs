@@ -295,6 +295,27 @@ impl Server {
         }
     }
 
+    /// DELETE of `session`; the status.
+    pub async fn delete_session(&self, session: &Session) -> u16 {
+        send(session.auth.apply(self.http.delete(&self.url)).header("mcp-session-id", &session.id)).await.status
+    }
+
+    /// A protocol 2026-07-28 POST: `MCP-Protocol-Version`, `Mcp-Method` and, for `tools/call`,
+    /// `Mcp-Name` mirrored from `body` (use [`modern_body`] to build it).
+    pub fn modern_post(&self, auth: &Auth, body: &Value) -> reqwest::RequestBuilder {
+        let mut builder =
+            auth.apply(self.post()).header("mcp-protocol-version", MODERN).header("mcp-method", body["method"].as_str().unwrap_or(""));
+        if let Some(name) = body["params"]["name"].as_str() {
+            builder = builder.header("mcp-name", name);
+        }
+        builder.json(body)
+    }
+
+    /// One protocol 2026-07-28 request; the raw reply.
+    pub async fn modern(&self, auth: &Auth, method: &str, params: Value) -> Reply {
+        send(self.modern_post(auth, &modern_body(method, params))).await
+    }
+
     /// Status of an `initialize` with `auth`: the cheapest probe of authentication.
     pub async fn auth_status(&self, auth: &Auth) -> u16 {
         self.try_initialize(auth, "2025-11-25").await.status
@@ -322,6 +343,20 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The stateless protocol revision.
+pub const MODERN: &str = "2026-07-28";
+
+/// A protocol 2026-07-28 request body: `params` plus the `_meta` every request carries.
+pub fn modern_body(method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "serve-tests", "version": "0"},
+    });
+    json!({"jsonrpc": "2.0", "id": rand::random::<u32>(), "method": method, "params": params})
 }
 
 /// The `client=` field of each server log line.
