@@ -61,7 +61,8 @@ pub struct UpArgs {
     /// orders-and-products sample).
     #[arg(long, value_name = "FILE")]
     pub spec: Option<PathBuf>,
-    /// Port the server listens on and the client calls.
+    /// Port the server listens on and the client calls (default: 8000, or the next port no other
+    /// profile under the root uses).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Issuer (`iss`) of the profile's tokens.
@@ -80,6 +81,9 @@ pub struct UpArgs {
     /// Replace an existing profile of the same name.
     #[arg(long)]
     pub force: bool,
+    /// Print the new profile as JSON (see the README for the schema).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -99,12 +103,23 @@ pub struct ListArgs {
 pub struct SaTokenArgs {
     /// Profile name.
     pub profile: String,
-    /// Unique token name; `default` is the profile's primary token created by `up`.
-    #[arg(long, default_value = "default", value_name = "NAME", value_parser = parse_name)]
-    pub name: String,
+    /// A token name given without --name (refused with a hint).
+    #[arg(hide = true, value_name = "NAME")]
+    pub stray: Option<String>,
+    /// Token name (required): its identity. `default` is the primary token `up` created;
+    /// replacing the primary needs --force.
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
     /// Space-separated scopes; replaces the token's scopes (give none to clear them).
     #[arg(long, value_name = "SCOPE", num_args = 0.., value_parser = parse_scopes)]
     pub scopes: Option<Vec<String>>,
+    /// Refuse scopes the profile's tools do not use, and a token that would see no tool.
+    #[arg(long)]
+    pub strict_scopes: bool,
+    /// Replace the primary token (its current JWT is revoked and client/mcp.json rewritten:
+    /// every host using it must be given the new one).
+    #[arg(long)]
+    pub force: bool,
     /// Client identifier (`sub` and `client_id`); default `svc-<profile>` for `default`, else
     /// the token name.
     #[arg(long, value_name = "ID")]
@@ -118,18 +133,32 @@ pub struct SaTokenArgs {
     /// Make this the primary token (the previous primary is cleared; client files are rewritten).
     #[arg(long)]
     pub primary: bool,
-    /// Print the new token on stdout.
+    /// Print the new token on stdout (with --json, as its `jwt` field).
     #[arg(long)]
     pub print: bool,
+    /// Print the token's entry as JSON (see the README for the schema).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct SaTokensArgs {
     /// Profile name.
     pub profile: String,
-    /// Print JSON: {"sa_tokens": [...]} with every stored field plus `expired`.
+    /// Print JSON: {"sa_tokens": [...]} with every stored field plus `expired` (and
+    /// {"revoked": [...]} with --all).
     #[arg(long)]
     pub json: bool,
+    /// Only this token.
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
+    /// Print the stored JWT of --name (nothing is minted); refused for an expired or revoked
+    /// token.
+    #[arg(long, requires = "name", conflicts_with_all = ["json", "all"])]
+    pub jwt: bool,
+    /// Include revoked tokens (until they would have expired) with their revocation time.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +169,9 @@ pub struct RemintAllArgs {
     /// a compromised key stops working at once).
     #[arg(long, default_value = "0", value_name = "N", allow_negative_numbers = true, value_parser = parse_grace_days)]
     pub grace_days: u32,
+    /// Print the result as JSON (see the README for the schema).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +184,12 @@ pub struct SaRevokeArgs {
     /// Allow revoking the primary token (the profile is then left without one).
     #[arg(long)]
     pub force: bool,
+    /// Succeed (exit 0) when there is no token of that name.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// Print the result as JSON (see the README for the schema).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +205,10 @@ pub struct SaVerifyArgs {
     /// Verify the JWT in this file (`-` reads stdin).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Print the report as JSON (the default: sa-verify always prints JSON; accepted so every
+    /// command takes --json).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -203,10 +245,15 @@ pub struct ClientArgs {
     /// Print the tool list as JSON.
     #[arg(long, conflicts_with = "list_details")]
     pub list_json: bool,
+    /// Print JSON: the tool list ({"tools", "prompts"}) or the whole tool result
+    /// (CallToolResult with isError and structuredContent).
+    #[arg(long, conflicts_with_all = ["list_details", "raw"])]
+    pub json: bool,
     /// Print every tool with its input schema (with --tool, that tool only).
     #[arg(long)]
     pub list_details: bool,
-    /// Print the tool result exactly as the server sent it.
+    /// Print the result's text blocks exactly as sent (the default pretty-prints JSON text and
+    /// escapes control characters).
     #[arg(long)]
     pub raw: bool,
     /// Show HTTP traffic on stderr, credentials redacted.
@@ -269,10 +316,13 @@ fn parse_grace_days(raw: &str) -> Result<u32, String> {
 
 /// `--timeout`: seconds, more than 0 and at most 3600.
 fn parse_timeout(raw: &str) -> Result<f64, String> {
-    let value: f64 = raw.trim().parse().map_err(|_| format!("{raw:?} is not a number of seconds"))?;
+    let value: f64 = raw.trim().parse().map_err(|_| format!("{:?} is not a number of seconds", crate::validate::printable(raw)))?;
     if value.is_finite() && value > 0.0 && value <= 3600.0 {
         Ok(value)
     } else {
-        Err(format!("{raw} is not more than 0 and at most 3600 seconds"))
+        Err(format!(
+            "{} seconds is out of range: give more than 0 and at most 3600 (e.g. 0.5 or 30)",
+            crate::validate::printable(raw.trim())
+        ))
     }
 }

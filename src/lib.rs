@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod output;
 pub mod profile;
 pub mod sa;
+pub mod scopes;
 pub mod server;
 pub mod store;
 pub mod token;

@@ -39,6 +39,7 @@ fn bad_names_are_refused_everywhere() {
             (vec!["up", "--instance", b], "--instance"),
             (vec!["up", "--instance", b, "--force"], "--instance"),
             (vec!["sa-token", b], "profile"),
+            (vec!["sa-token", b, "--name", "x"], "profile"),
             (vec!["sa-tokens", b], "profile"),
             (vec!["sa-tokens", b, "--json"], "profile"),
             (vec!["remint-all", b], "profile"),
@@ -117,7 +118,7 @@ fn unknown_profile_is_a_usage_error_with_a_hint() {
     assert!(out.stderr.contains("hint: ") && out.stderr.contains("mcpgen up --instance nope"), "{}", out.stderr);
     env.up("p");
     for args in [
-        vec!["sa-token", "nope"],
+        vec!["sa-token", "nope", "--name", "x"],
         vec!["sa-token", "nope", "--name", "x", "--primary"],
         vec!["sa-tokens", "nope"],
         vec!["sa-tokens", "nope", "--json"],
@@ -188,7 +189,7 @@ fn up_over_an_existing_profile_needs_force() {
 fn no_sa_profiles_refuse_token_commands() {
     let env = Env::new();
     env.ok(&["up", "--instance", "plain", "--no-sa"]);
-    assert_refused_unchanged(&env, &["sa-token", "plain"], 2, &["--no-sa"]);
+    assert_refused_unchanged(&env, &["sa-token", "plain", "--name", "x"], 2, &["--no-sa"]);
     assert_refused_unchanged(&env, &["sa-token", "plain", "--name", "x", "--primary"], 2, &["--no-sa"]);
     assert_refused_unchanged(&env, &["remint-all", "plain"], 2, &["--no-sa"]);
     assert_refused_unchanged(&env, &["sa-verify", "plain"], 2, &["primary"]);
@@ -319,8 +320,11 @@ fn missing_or_garbage_private_key_is_a_failure() {
             None => std::fs::remove_file(&pem_path).unwrap(),
             Some(bytes) => write_secret(&pem_path, bytes),
         }
-        for args in [vec!["sa-token", "p", "--name", "new"], vec!["sa-token", "p"], vec!["sa-token", "p", "--name", "ci-bot", "--primary"]]
-        {
+        for args in [
+            vec!["sa-token", "p", "--name", "new"],
+            vec!["sa-token", "p", "--name", "default", "--force"],
+            vec!["sa-token", "p", "--name", "ci-bot", "--primary"],
+        ] {
             let out = assert_refused_unchanged(&env, &args, 1, &["sa/private.pem"]);
             assert!(out.stderr.contains("hint: ") && out.stderr.contains("remint-all"), "{what}: {}", out.stderr);
         }
@@ -355,7 +359,7 @@ fn missing_or_garbage_public_key_and_config_are_failures() {
     let original = std::fs::read(&config).unwrap();
     std::fs::write(&config, "{ not json").unwrap();
     assert_refused_unchanged(&env, &["sa-token", "p", "--name", "ci-bot", "--primary"], 1, &["mcp_server_config.json"]);
-    assert_refused_unchanged(&env, &["sa-token", "p"], 1, &["mcp_server_config.json"]);
+    assert_refused_unchanged(&env, &["sa-token", "p", "--name", "default", "--force"], 1, &["mcp_server_config.json"]);
     assert_refused_unchanged(&env, &["remint-all", "p"], 1, &["mcp_server_config.json"]);
     assert_refused_unchanged(&env, &["sa-verify", "p"], 1, &["mcp_server_config.json"]);
     std::fs::write(&config, &original).unwrap();

@@ -188,7 +188,12 @@ fn up_flags_port_issuer_downstream_scopes_spec_no_sa_force() {
     env.ok(&["up", "--instance", "q", "--force"]);
     assert_ne!(env.profile_json("q")["key_id"], old_kid);
     assert_ne!(env.jwt("q", "default"), old_jwt);
-    assert_eq!(env.profile_json("q")["port"], 8000, "--force starts from scratch");
+    // --force starts from scratch: q's old --port 9001 is not kept; without --port it gets the
+    // first port no other profile under the root uses (pet-store has 8000, plain 8001).
+    assert_eq!(env.profile_json("pet-store")["port"], 8000);
+    assert_eq!(env.profile_json("plain")["port"], 8001);
+    assert_eq!(env.profile_json("q")["port"], 8002, "--force starts from scratch, on a port of its own");
+    assert_eq!(env.profile_json("q")["server_url"], "http://127.0.0.1:8002/mcp");
 }
 
 #[test]
@@ -334,8 +339,12 @@ fn primary_moves_and_rewrites_the_client_files() {
     let dashboard_jwt = env.jwt("p", "dashboard");
     assert_client_files_carry(&env, "p", &dashboard_jwt);
 
-    // Re-issuing the primary without --primary keeps it primary and updates the client files.
-    env.ok(&["sa-token", "p", "--name", "dashboard", "--days", "10"]);
+    // Re-issuing the primary revokes the JWT every host holds: refused without --force.
+    let out = assert_refused_unchanged(&env, &["sa-token", "p", "--name", "dashboard", "--days", "10"], 2, &["primary", "--force"]);
+    assert!(out.stderr.contains("client/mcp.json"), "{}", out.stderr);
+    // With --force it stays primary and the client files carry the new token.
+    let out = env.ok(&["sa-token", "p", "--name", "dashboard", "--days", "10", "--force"]);
+    assert!(out.stderr.contains("revoked") && out.stderr.contains("client/mcp.json"), "{}", out.stderr);
     assert_eq!(env.token_entry("p", "dashboard")["primary"], true);
     let reissued = env.jwt("p", "dashboard");
     assert_ne!(reissued, dashboard_jwt);
@@ -351,7 +360,7 @@ fn primary_moves_and_rewrites_the_client_files() {
     assert_eq!(report["claims"]["jti"], env.token_entry("p", "dashboard")["jti"]);
 
     // And back to default.
-    env.ok(&["sa-token", "p", "--primary"]);
+    env.ok(&["sa-token", "p", "--name", "default", "--primary"]);
     assert_eq!(env.token_entry("p", "dashboard")["primary"], false);
     assert_eq!(env.token_entry("p", "default")["primary"], true);
     assert_client_files_carry(&env, "p", &env.jwt("p", "default"));

@@ -21,7 +21,9 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
             let mut hint = match (status, scope) {
                 (403, Some(scope)) => format!("mint a token with that scope: `mcpgen sa-token {profile} --name NAME --scopes {scope}`"),
                 (401, _) if hints.token_source.is_none() => {
-                    format!("pass a token: --sa-token NAME, $SERVICE_ACCOUNT_JWT, or `mcpgen sa-token {profile} --primary`")
+                    format!(
+                        "pass a token: --sa-token NAME or $SERVICE_ACCOUNT_JWT, or make one primary with `mcpgen sa-token {profile} --name NAME --primary`"
+                    )
                 }
                 (401, _) => format!(
                     "{} was refused; check it with `mcpgen sa-verify {profile}{}`",

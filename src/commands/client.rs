@@ -36,14 +36,14 @@ pub fn run(root: &Path, args: crate::cli::ClientArgs) -> Result<ExitCode> {
     runtime.block_on(async {
         let mut client =
             McpClient::new(&url, headers, oauth, Duration::from_secs_f64(args.timeout), args.debug).map_err(|e| client_error(e, &hints))?;
-        let outcome = session(&mut client, &args, arguments, &hints).await;
+        let outcome = session(root, &mut client, &args, arguments, &hints).await;
         client.close().await;
         outcome
     })
 }
 
-async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, arguments: Value, hints: &Hints) -> Result<ExitCode> {
-    client.initialize().await.map_err(|e| client_error(e, hints))?;
+async fn session(root: &Path, client: &mut McpClient, args: &crate::cli::ClientArgs, arguments: Value, hints: &Hints) -> Result<ExitCode> {
+    client.initialize().await.map_err(|e| initialize_error(e, args.url.as_deref(), hints))?;
     let tools = client.list_tools().await.map_err(|e| client_error(e, hints))?;
     let listing = args.tool.is_none() || args.list_json || args.list_details;
     if listing {
@@ -52,7 +52,10 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
             None => tools.iter().collect(),
         };
         let prompts = if args.tool.is_none() { client.list_prompts().await.map_err(|e| client_error(e, hints))? } else { Vec::new() };
-        let text = if args.list_json {
+        if args.tool.is_none() {
+            note_hidden_tools(root, args, tools.len());
+        }
+        let text = if args.list_json || args.json {
             output::json(&json!({"tools": selected, "prompts": prompts}))?
         } else if args.list_details {
             render::details(&selected)
@@ -90,6 +93,12 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
         Err(e) => return Err(client_error(e, hints)),
         Ok(result) => result,
     };
+    if args.json {
+        // The whole result, `isError` always present, so scripts need one parser.
+        let mut doc = serde_json::to_value(&result)?;
+        doc["isError"] = json!(result.is_error());
+        output::emit(&output::json(&doc)?)?;
+    }
     if result.is_error() {
         let text = result.texts().collect::<Vec<_>>().join("\n");
         return Err(Failure::new(
@@ -98,8 +107,44 @@ async fn session(client: &mut McpClient, args: &crate::cli::ClientArgs, argument
         )
         .into());
     }
-    output::emit(&render::result(&result, args.raw))?;
+    if !args.json {
+        output::emit(&render::result(&result, args.raw))?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// On stderr: how many of the profile's tools this token cannot see (its scopes lack theirs).
+/// Only for the profile's own server (no `--url`), where the tool set is known.
+fn note_hidden_tools(root: &Path, args: &crate::cli::ClientArgs, listed: usize) {
+    let (Some(profile), None) = (&args.profile, &args.url) else { return };
+    let Ok(session) = crate::store::open(root, profile, crate::store::Access::Read) else { return };
+    let Ok(served) = crate::scopes::ServedScopes::load(&session.dir) else { return };
+    let hidden = served.tools.len().saturating_sub(listed);
+    if hidden > 0 {
+        output::note(format!(
+            "note: {hidden} of the {} tools of {profile} are hidden from this token (it lacks their scopes; see `mcpgen sa-tokens {profile}`)",
+            served.tools.len()
+        ));
+    }
+}
+
+/// A `--url` that answers 404 to the first request usually lacks the `/mcp` path.
+fn initialize_error(e: ClientError, url: Option<&str>, hints: &Hints) -> anyhow::Error {
+    let not_found = matches!(&e, ClientError::Protocol(m) if m.contains("HTTP 404"));
+    let endpoint = url.and_then(|u| url::Url::parse(u).ok());
+    match endpoint {
+        Some(endpoint) if not_found && !endpoint.path().trim_end_matches('/').ends_with("/mcp") => {
+            let mut suggested = endpoint.clone();
+            suggested.set_path(&format!("{}/mcp", endpoint.path().trim_end_matches('/')));
+            Failure::error(format!("MCP error: {}", validate::escape_controls(&e.to_string())))
+                .hint(format!(
+                    "no MCP endpoint at that path; mcpgen serves it at /mcp: --url {}",
+                    validate::printable(&crate::net::redact_url(suggested.as_str()))
+                ))
+                .into()
+        }
+        _ => client_error(e, hints),
+    }
 }
 
 fn no_such_tool(name: &str, tools: &[Tool]) -> anyhow::Error {

@@ -59,7 +59,8 @@ pub fn run(root: &Path, args: crate::cli::ListArgs) -> Result<ExitCode> {
                     "name": p.name, "issuer": p.issuer, "server_url": server_url, "port": p.port,
                     "key_id": p.key_id, "spec": spec, "downstream": downstream,
                     "tokens": p.sa_tokens.len(), "expired_tokens": expired, "primary": p.primary().map(|t| &t.name),
-                    "created": p.created, "updated": p.updated, "path": session.layout.dir,
+                    "created": p.created, "updated": p.updated,
+                    "path": std::path::absolute(&session.layout.dir).unwrap_or_else(|_| session.layout.dir.clone()),
                 }));
             }
             Err(err) => {

@@ -98,6 +98,16 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
     } else {
         note("tokens signed with any previous key are no longer accepted");
     }
+    if args.json {
+        let doc = serde_json::json!({
+            "profile": name,
+            "key_id": key.public().thumbprint(),
+            "previous_key_id": old_kid,
+            "previous_key_accepted_until": (grace > 0).then(|| now + Duration::days(grace)),
+            "tokens": session.profile.sa_tokens.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        });
+        crate::output::emit(&crate::output::json(&doc)?)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

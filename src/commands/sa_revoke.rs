@@ -1,14 +1,16 @@
 //! `mcpgen sa-revoke`: remove a token — its entry, its file — and put its `jti`, and the `jti`
 //! of every pre-rotation copy still accepted under a retired key, on the profile's revocation
 //! list, which `serve`, `sa-verify` and `client` honour until the token would have expired.
+//! `--ignore-not-found` makes a missing token a success, for scripts that may run twice.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use serde_json::json;
 
 use crate::error::Failure;
-use crate::output::note;
+use crate::output::{self, note};
 use crate::sa;
 use crate::store::{self, Access, Txn};
 
@@ -16,7 +18,14 @@ pub fn run(root: &Path, args: crate::cli::SaRevokeArgs) -> Result<ExitCode> {
     let mut session = store::open(root, &args.profile, Access::Write)?;
     let profile = &mut session.profile;
     let Some(index) = profile.sa_tokens.iter().position(|t| t.name == args.name) else {
-        return Err(profile.unknown_token(&args.name));
+        if !args.ignore_not_found {
+            return Err(profile.unknown_token(&args.name));
+        }
+        note(format!("profile {}: no token named {}; nothing to revoke", profile.name, args.name));
+        if args.json {
+            output::emit(&output::json(&json!({"profile": profile.name, "revoked": null}))?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
     };
     let entry = profile.sa_tokens[index].clone();
     if entry.primary && !args.force {
@@ -47,6 +56,10 @@ pub fn run(root: &Path, args: crate::cli::SaRevokeArgs) -> Result<ExitCode> {
     ));
     if entry.primary {
         note(format!("hint: {} has no primary token now; the client files carry no token", args.profile));
+    }
+    if args.json {
+        let revoked = json!({"name": entry.name, "jti": entry.jti, "primary": entry.primary, "expires_at": entry.expires_at});
+        output::emit(&output::json(&json!({"profile": args.profile, "revoked": revoked}))?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -64,6 +64,20 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
             if live.tools.tools.len() == 1 { "" } else { "s" },
             live.tools.backend().describe()
         ));
+        let listening = url::Url::parse(&server.url()).ok().and_then(|u| u.port());
+        if listening != Some(live.port) {
+            // Tokens stay valid (their audience is the profile's URL), but the client files and
+            // `mcpgen client` still call the profile's port.
+            note(format!(
+                "warning: listening on port {} but profile {} says {}: client/mcp.json and `mcpgen client {}` call that port; reach this server with `mcpgen client {} --url {}`",
+                listening.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                live.profile,
+                live.port,
+                live.profile,
+                live.profile,
+                server.url()
+            ));
+        }
         if !ip.is_loopback() {
             note("warning: listening beyond loopback; put TLS in front of it before exposing tokens to a network");
         }

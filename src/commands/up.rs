@@ -1,11 +1,12 @@
 //! `mcpgen up`: resolve the flags (spec, name, issuer, port, scopes) and create the profile
-//! (see `crate::create`).
+//! (see `crate::create`). Without `--port`, a port no other profile under the root uses.
 
 use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use serde_json::json;
 
 use super::check;
 use crate::config::ServerConfig;
@@ -14,6 +15,7 @@ use crate::error::Failure;
 use crate::openapi::{MAX_SPEC_BYTES, SAMPLE_DEFAULT_SCOPES, Spec};
 use crate::output::note;
 use crate::profile::{DEFAULT_ISSUER, DEFAULT_PORT, Layout};
+use crate::store::{self, Access};
 use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
@@ -37,7 +39,10 @@ pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
     if let Some(url) = &args.downstream {
         check("--downstream", validate::http_url(url))?;
     }
-    let port = args.port.unwrap_or(DEFAULT_PORT);
+    let port = match args.port {
+        Some(port) => port,
+        None => free_port(root, &name),
+    };
     let scopes = match &args.scopes {
         Some(scopes) => check("--scopes", validate::scopes(scopes))?,
         None if spec_copy.is_none() => SAMPLE_DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
@@ -66,9 +71,41 @@ pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
         force: args.force,
     };
     let summary = create::create(root, &new)?;
-    note(format!("created profile {name} in {}", Layout::new(root, &name).dir.display()));
+    let dir = Layout::new(root, &name).dir;
+    note(format!("created profile {name} in {}", dir.display()));
     note(summary);
+    if args.port.is_none() && port != DEFAULT_PORT {
+        note(format!("port {port}: the ports before it belong to other profiles under {} (choose one with --port)", root.display()));
+    }
+    if args.json {
+        let session = store::open(root, &name, Access::Read)?;
+        let p = &session.profile;
+        let doc = json!({
+            "name": p.name,
+            "path": std::path::absolute(&dir).unwrap_or(dir),
+            "server_url": p.server_url,
+            "port": p.port,
+            "issuer": p.issuer,
+            "key_id": p.key_id,
+            "spec": p.spec,
+            "downstream": p.downstream.as_deref().map(crate::net::redact_url),
+            "sa_tokens": p.sa_tokens,
+        });
+        crate::output::emit(&crate::output::json(&doc)?)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first port from [`DEFAULT_PORT`] on that no other profile under `root` uses, so each
+/// profile's `client` reaches its own server (`name` itself is left out: `--force` replaces it).
+fn free_port(root: &Path, name: &str) -> u16 {
+    let taken: std::collections::HashSet<u16> = store::profile_names(root)
+        .unwrap_or_default()
+        .iter()
+        .filter(|other| other.as_str() != name)
+        .filter_map(|other| store::open(root, other, Access::Read).ok().map(|s| s.profile.port))
+        .collect();
+    (DEFAULT_PORT..=u16::MAX).find(|p| !taken.contains(p)).unwrap_or(DEFAULT_PORT)
 }
 
 /// The `--spec` file, refused past [`MAX_SPEC_BYTES`] without reading more (it may be

@@ -116,11 +116,7 @@ fn find_token(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<O
         }
         let text = value.to_str().map_err(|_| Refusal::Invalid("header is not visible ASCII".into()))?.trim();
         let prefix = sa.prefix.as_deref().unwrap_or("").trim();
-        let bare = if !prefix.is_empty() && text.len() > prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            text[prefix.len()..].trim_start()
-        } else {
-            text
-        };
+        let bare = strip_scheme(text, prefix);
         if !bare.is_empty() {
             found = Some(bare.to_owned());
         }
@@ -137,12 +133,44 @@ fn find_token(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<O
             }
         }
     }
+    // A host that only knows `Authorization: Bearer` sends the token where this server does not
+    // read it: name the header it does read instead of a bare "token required".
+    if found.is_none()
+        && sa.required
+        && !sa.header.eq_ignore_ascii_case(header::AUTHORIZATION.as_str())
+        && headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| starts_with_ignore_case(v.trim(), BEARER))
+    {
+        return Err(Refusal::Invalid(format!("this server reads the token from the {} header, not from Authorization", sa.header)));
+    }
     if let Some(token) = &found
         && token.len() > MAX_TOKEN_BYTES
     {
         return Err(Refusal::Invalid(TokenError::TooLarge.to_string()));
     }
     Ok(found)
+}
+
+/// The RFC 6750 scheme word a client may put before the token whatever `prefix` says.
+const BEARER: &str = "Bearer ";
+
+fn starts_with_ignore_case(text: &str, start: &str) -> bool {
+    text.len() >= start.len() && text.as_bytes()[..start.len()].eq_ignore_ascii_case(start.as_bytes())
+}
+
+/// The token in a header value: the configured `prefix` stripped when present, and an RFC 6750
+/// `Bearer ` scheme word too (a token has no spaces, so the word is never part of one).
+fn strip_scheme<'a>(text: &'a str, prefix: &str) -> &'a str {
+    let mut bare = text;
+    for word in [prefix, BEARER.trim_end()] {
+        if !word.is_empty() && bare.len() > word.len() && starts_with_ignore_case(bare, word) {
+            let rest = &bare[word.len()..];
+            // A scheme word is followed by a space; a prefix may end in its own separator.
+            if word == prefix || rest.starts_with(' ') {
+                bare = rest.trim_start();
+            }
+        }
+    }
+    bare
 }
 
 /// Static keys first; then the JWKS for key errors (and once more after a refresh for an
@@ -183,7 +211,9 @@ fn quoted(value: &str) -> String {
 pub fn refusal_response(live: &Live, refusal: &Refusal, metadata_url: &str) -> Response {
     let mut params: Vec<String> = Vec::new();
     let (status, error, description) = match refusal {
-        Refusal::Missing => (StatusCode::UNAUTHORIZED, None, "a service-account token is required".to_owned()),
+        Refusal::Missing => {
+            (StatusCode::UNAUTHORIZED, None, format!("a service-account token is required in the {} header", live.settings.sa.header))
+        }
         Refusal::Invalid(why) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), why.clone()),
         Refusal::InsufficientScope(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), "the token lacks a required scope".to_owned()),
     };
@@ -213,4 +243,21 @@ pub fn refusal_response(live: &Live, refusal: &Refusal, metadata_url: &str) -> R
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_scheme;
+
+    #[test]
+    fn a_bearer_scheme_word_is_stripped_whatever_the_prefix() {
+        assert_eq!(strip_scheme("eyJ.a.b", ""), "eyJ.a.b");
+        assert_eq!(strip_scheme("Bearer eyJ.a.b", ""), "eyJ.a.b");
+        assert_eq!(strip_scheme("bearer   eyJ.a.b", ""), "eyJ.a.b");
+        assert_eq!(strip_scheme("Bearer eyJ.a.b", "Bearer"), "eyJ.a.b");
+        assert_eq!(strip_scheme("Token eyJ.a.b", "Token"), "eyJ.a.b");
+        assert_eq!(strip_scheme("Token Bearer eyJ.a.b", "Token"), "eyJ.a.b");
+        // Not a scheme word: a token that merely starts with the letters.
+        assert_eq!(strip_scheme("BearerX.a.b", ""), "BearerX.a.b");
+    }
 }
