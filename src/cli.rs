@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::ArgValueCompleter;
+
+use crate::commands::completions;
 
 /// Machine identity for MCP servers: profiles, Ed25519 service-account JWTs, an MCP server that
 /// verifies them, and a client that calls tools as them.
 #[derive(Debug, Parser)]
-#[command(name = "mcpgen", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "mcpgen", version = VERSION, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Folder holding the profiles [default: ./generated; `demo` uses a temporary folder].
     #[arg(long, global = true, env = "MCPGEN_ROOT", value_name = "DIR")]
@@ -102,13 +105,14 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct SaTokenArgs {
     /// Profile name.
+    #[arg(add = ArgValueCompleter::new(completions::profiles))]
     pub profile: String,
     /// A token name given without --name (refused with a hint).
     #[arg(hide = true, value_name = "NAME")]
     pub stray: Option<String>,
     /// Token name (required): its identity. `default` is the primary token `up` created;
     /// replacing the primary needs --force.
-    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    #[arg(long, value_name = "NAME", value_parser = parse_name, add = ArgValueCompleter::new(completions::tokens))]
     pub name: Option<String>,
     /// Space-separated scopes; replaces the token's scopes (give none to clear them).
     #[arg(long, value_name = "SCOPE", num_args = 0.., value_parser = parse_scopes)]
@@ -144,13 +148,14 @@ pub struct SaTokenArgs {
 #[derive(Debug, Args)]
 pub struct SaTokensArgs {
     /// Profile name.
+    #[arg(add = ArgValueCompleter::new(completions::profiles))]
     pub profile: String,
     /// Print JSON: {"sa_tokens": [...]} with every stored field plus `expired` (and
     /// {"revoked": [...]} with --all).
     #[arg(long)]
     pub json: bool,
     /// Only this token.
-    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    #[arg(long, value_name = "NAME", value_parser = parse_name, add = ArgValueCompleter::new(completions::tokens))]
     pub name: Option<String>,
     /// Print the stored JWT of --name (nothing is minted); refused for an expired or revoked
     /// token.
@@ -164,6 +169,7 @@ pub struct SaTokensArgs {
 #[derive(Debug, Args)]
 pub struct RemintAllArgs {
     /// Profile name.
+    #[arg(add = ArgValueCompleter::new(completions::profiles))]
     pub profile: String,
     /// Keep accepting (and publishing) the previous public key for N days (0–3650; default 0:
     /// a compromised key stops working at once).
@@ -177,9 +183,10 @@ pub struct RemintAllArgs {
 #[derive(Debug, Args)]
 pub struct SaRevokeArgs {
     /// Profile name.
+    #[arg(add = ArgValueCompleter::new(completions::profiles))]
     pub profile: String,
     /// Token to remove.
-    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    #[arg(long, value_name = "NAME", value_parser = parse_name, add = ArgValueCompleter::new(completions::tokens))]
     pub name: String,
     /// Allow revoking the primary token (the profile is then left without one).
     #[arg(long)]
@@ -195,9 +202,10 @@ pub struct SaRevokeArgs {
 #[derive(Debug, Args)]
 pub struct SaVerifyArgs {
     /// Profile name.
+    #[arg(add = ArgValueCompleter::new(completions::profiles))]
     pub profile: String,
     /// Verify the stored token of this name (default: the primary).
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["token", "file"])]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["token", "file"], add = ArgValueCompleter::new(completions::tokens))]
     pub name: Option<String>,
     /// Verify this JWT.
     #[arg(long, value_name = "JWT", conflicts_with = "file")]
@@ -214,6 +222,7 @@ pub struct SaVerifyArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Profile name.
+    #[arg(add = ArgValueCompleter::new(completions::profiles))]
     pub profile: String,
     /// Address to listen on [default: server.host of the configuration, 127.0.0.1].
     #[arg(long, value_name = "ADDR")]
@@ -232,12 +241,13 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// Profile name (optional with --url).
+    #[arg(add = ArgValueCompleter::new(completions::profiles))]
     pub profile: Option<String>,
     /// Authenticate with this named token from the profile.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = ArgValueCompleter::new(completions::tokens))]
     pub sa_token: Option<String>,
     /// Call this tool (without it, list the tools).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = ArgValueCompleter::new(completions::tools))]
     pub tool: Option<String>,
     /// Tool arguments: a JSON object, @FILE, or - for stdin.
     #[arg(long, value_name = "JSON", requires = "tool")]
@@ -285,7 +295,15 @@ pub struct DemoArgs {
 pub struct CompletionsArgs {
     /// Shell to generate completions for.
     pub shell: clap_complete::Shell,
+    /// The classic script: flags and subcommands only, no profile, token or tool names (it
+    /// does not call mcpgen at each <TAB>).
+    #[arg(long = "static")]
+    pub r#static: bool,
 }
+
+/// `--version`: the package version, the git commit and the build date (see `build.rs`).
+pub const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MCPGEN_COMMIT"), ", built ", env!("MCPGEN_BUILD_DATE"), ")");
 
 /// Largest `--grace-days`.
 pub const MAX_GRACE_DAYS: u32 = 3650;

@@ -11,6 +11,11 @@ fn main() -> ExitCode {
         eprintln!("error: internal error: {info}");
         eprintln!("hint: this is a bug in mcpgen; please report it with the command you ran");
     }));
+    // `MCPGEN_COMPLETE=<shell> mcpgen -- …` (what the completion script runs at each <TAB>):
+    // answer and exit before anything else.
+    clap_complete::CompleteEnv::with_factory(<mcpgen::cli::Cli as clap::CommandFactory>::command)
+        .var(mcpgen::commands::completions::COMPLETE_VAR)
+        .complete();
     let cli = match mcpgen::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() && std::env::args_os().any(|a| a == "--json-errors") => {

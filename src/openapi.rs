@@ -65,7 +65,13 @@ pub struct Operation {
     pub scopes: Vec<String>,
     /// The first example of a 2xx JSON response, for mock mode.
     pub example: Option<Value>,
+    /// The named `examples` of that response (name, value), at most [`MAX_NAMED_EXAMPLES`]:
+    /// mock mode answers with the one named after a path argument's value.
+    pub named_examples: Vec<(String, Value)>,
 }
+
+/// Named examples kept per operation.
+pub const MAX_NAMED_EXAMPLES: usize = 100;
 
 impl Spec {
     /// Parse JSON or YAML text and check it is OpenAPI 3.x. `origin` names the file in errors.
@@ -201,6 +207,7 @@ impl Spec {
             has_body,
             scopes,
             example: self.example(op, budget),
+            named_examples: self.named_examples(op),
         }
     }
 
@@ -227,6 +234,24 @@ impl Spec {
             }
         }
         None
+    }
+
+    /// The named `examples` of the first 2xx response with JSON content that has any.
+    fn named_examples(&self, op: &Map<String, Value>) -> Vec<(String, Value)> {
+        let Some(responses) = op.get("responses").and_then(Value::as_object) else { return Vec::new() };
+        for (status, response) in responses {
+            if !status.starts_with('2') {
+                continue;
+            }
+            let response = self.resolve(response, 0);
+            let Some(examples) = json_media(&response).and_then(|m| m.get("examples")).and_then(Value::as_object) else { continue };
+            return examples
+                .iter()
+                .take(MAX_NAMED_EXAMPLES)
+                .filter_map(|(name, example)| self.resolve(example, 0).get("value").cloned().map(|v| (name.clone(), v)))
+                .collect();
+        }
+        Vec::new()
     }
 
     /// Follow a top-level `$ref` (not nested ones).

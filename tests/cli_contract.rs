@@ -267,13 +267,108 @@ async fn the_sa_header_takes_a_bearer_scheme_word_and_a_wrong_header_is_named() 
     assert_eq!(reply.status, 200, "{reply:?}");
     let reply = server.try_initialize(&Auth::sa(&format!("bearer  {jwt}")), "2025-11-25").await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    // Only `Authorization: Bearer`: 401 whose challenge names the header the server reads.
+    // Only `Authorization: Bearer`: 401 whose challenge (and body) names the header the server
+    // reads, without an error code (RFC 6750 §3.1).
     let reply = server.try_initialize(&Auth::header("Authorization", &format!("Bearer {jwt}")), "2025-11-25").await;
     assert_eq!(reply.status, 401, "{reply:?}");
     let challenge = reply.challenge();
-    assert!(challenge.contains("error=\"invalid_token\"") && challenge.contains("X-OEMCP-SERVICEACCOUNT"), "{challenge}");
-    // No token at all: the body says which header.
-    let reply = server.try_initialize(&Auth::none(), "2025-11-25").await;
-    assert_eq!(reply.status, 401);
+    assert!(challenge.contains("error_description=") && challenge.contains("X-OEMCP-SERVICEACCOUNT header"), "{challenge}");
+    assert!(!challenge.contains("error=\""), "{challenge}");
     assert!(reply.json()["error_description"].as_str().unwrap().contains("X-OEMCP-SERVICEACCOUNT"), "{reply:?}");
+    // A bad token after the scheme word is still an invalid token.
+    let reply = server.try_initialize(&Auth::sa("Bearer not.a.jwt"), "2025-11-25").await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.challenge().contains("error=\"invalid_token\""), "{reply:?}");
+}
+
+/// What the completion script gets back for the words `line` with the cursor on the last one.
+fn complete(env: &Env, line: &[&str]) -> Vec<String> {
+    let mut args = vec!["--", "mcpgen"];
+    args.extend_from_slice(line);
+    let out = Cmd::new(env.dir.path()).env("MCPGEN_COMPLETE", "bash").env("_CLAP_COMPLETE_INDEX", line.len().to_string()).args(&args).run();
+    out.expect(0);
+    out.stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn completion_knows_profiles_tokens_and_tools() {
+    let env = profile_with_ci_bot();
+    env.up("other");
+    let root = env.root();
+    let root = root.to_str().unwrap();
+    let profiles = complete(&env, &["--root", root, "sa-tokens", ""]);
+    assert!(profiles.contains(&"p".to_owned()) && profiles.contains(&"other".to_owned()), "{profiles:?}");
+    let profiles = complete(&env, &["--root", root, "client", "ot"]);
+    assert_eq!(profiles, ["other"]);
+    let tokens = complete(&env, &["--root", root, "sa-revoke", "p", "--name", ""]);
+    assert_eq!(tokens, ["default", "ci-bot"]);
+    let tokens = complete(&env, &["--root", root, "client", "p", "--sa-token", "ci"]);
+    assert_eq!(tokens, ["ci-bot"]);
+    let tools = complete(&env, &["--root", root, "client", "p", "--sa-token", "ci-bot", "--tool", "getOrd"]);
+    assert_eq!(tools, ["getOrders", "getOrder"]);
+    // $MCPGEN_ROOT is honoured like --root; an unknown profile completes nothing.
+    let out = Cmd::new(env.dir.path())
+        .env("MCPGEN_COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "4")
+        .env("MCPGEN_ROOT", root)
+        .args(["--", "mcpgen", "sa-verify", "p", "--name", ""])
+        .run();
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), ["default", "ci-bot"]);
+    assert!(complete(&env, &["--root", root, "sa-revoke", "nope", "--name", ""]).is_empty());
+}
+
+#[test]
+fn version_names_the_commit_and_build_date() {
+    let env = Env::new();
+    let out = env.ok(&["--version"]);
+    // "mcpgen 0.1.0 (commit 0123456789ab, built 2026-11-24)" ("unknown" outside a checkout).
+    let line = out.stdout.trim();
+    let rest = line.strip_prefix(&format!("mcpgen {} (commit ", env!("CARGO_PKG_VERSION"))).unwrap_or_else(|| panic!("{line}"));
+    let (commit, date) = rest.strip_suffix(')').and_then(|r| r.split_once(", built ")).unwrap_or_else(|| panic!("{line}"));
+    assert!(commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())), "{line}");
+    assert!(chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(), "{line}");
+}
+
+#[tokio::test]
+async fn mock_mode_answers_with_the_example_the_arguments_name() {
+    let env = Env::new();
+    let spec = serde_json::json!({
+        "openapi": "3.0.3",
+        "info": {"title": "pets", "version": "1"},
+        "paths": {
+            "/pets": {"get": {"operationId": "listPets", "responses": {"200": {"description": "pets", "content": {"application/json": {
+                "example": [{"id": 1, "name": "Rex"}, {"id": 2, "name": "Tom"}]
+            }}}}}},
+            "/pets/{petId}": {"get": {"operationId": "getPet",
+                "parameters": [{"name": "petId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "a pet", "content": {"application/json": {"examples": {
+                    "7": {"value": {"id": 7, "name": "Named seven"}},
+                    "other": {"value": {"id": 8, "name": "Eight by id"}}
+                }}}}}}},
+            "/owners/{ownerId}": {"get": {"operationId": "getOwner",
+                "parameters": [{"name": "ownerId", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "an owner", "content": {"application/json": {"example": {"ownerId": "o-1", "name": "Ann"}}}}}}}
+        }
+    });
+    let path = env.dir.path().join("pets.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    env.ok(&["up", "--instance", "pets", "--spec", path.to_str().unwrap()]);
+    let server = env.serve("pets", &["--mock"]);
+    let call = |tool: &str, args: &str| {
+        let out = env.client().args(["pets", "--url", server.url.as_str(), "--tool", tool, "--args", args, "--json"]).run();
+        out.expect(0);
+        out.json()["structuredContent"].clone()
+    };
+    // The named example whose name is the argument.
+    assert_eq!(call("getPet", r#"{"petId": 7}"#)["name"], "Named seven");
+    // The example whose id matches.
+    assert_eq!(call("getPet", r#"{"petId": 8}"#)["name"], "Eight by id");
+    // An item of another tool's list example.
+    assert_eq!(call("getPet", r#"{"petId": 2}"#)["name"], "Tom");
+    // No match: the first example, as before.
+    assert_eq!(call("getPet", r#"{"petId": 99}"#)["name"], "Named seven");
+    // A field named like the parameter.
+    assert_eq!(call("getOwner", r#"{"ownerId": "o-1"}"#)["name"], "Ann");
+    // A list tool ignores arguments it has none to key by.
+    assert_eq!(call("listPets", "{}")["result"][1]["name"], "Tom");
 }

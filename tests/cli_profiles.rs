@@ -791,17 +791,25 @@ fn help_of_every_subcommand_exits_zero_and_documents_the_flags() {
 #[test]
 fn completions_for_each_shell() {
     let env = Env::new();
-    let bash = env.ok(&["completions", "bash"]).stdout;
+    // --static: the classic script that knows every flag.
+    let bash = env.ok(&["completions", "bash", "--static"]).stdout;
     assert!(bash.contains("_mcpgen()") && bash.contains("complete") && bash.contains("sa-token"), "{bash}");
     assert!(bash.contains("--client-id") && bash.contains("--grace-days"));
-    // The script is valid bash.
-    let path = env.dir.path().join("mcpgen.bash");
-    std::fs::write(&path, &bash).unwrap();
-    let status = std::process::Command::new("bash").arg("-n").arg(&path).status().unwrap();
-    assert!(status.success(), "bash -n rejects the completion script");
+    // The default asks mcpgen at each <TAB> (so it knows names too; tests/cli_contract.rs).
+    let dynamic = env.ok(&["completions", "bash"]).stdout;
+    assert!(dynamic.contains("MCPGEN_COMPLETE=\"bash\"") && dynamic.contains("complete -o nospace"), "{dynamic}");
+    // Both scripts are valid bash.
+    for (name, script) in [("static", &bash), ("dynamic", &dynamic)] {
+        let path = env.dir.path().join(format!("mcpgen-{name}.bash"));
+        std::fs::write(&path, script).unwrap();
+        let status = std::process::Command::new("bash").arg("-n").arg(&path).status().unwrap();
+        assert!(status.success(), "bash -n rejects the {name} completion script");
+    }
     for shell in ["zsh", "fish", "elvish", "powershell"] {
-        let out = env.ok(&["completions", shell]);
+        let out = env.ok(&["completions", shell, "--static"]);
         assert!(out.stdout.contains("sa-token"), "{shell}");
+        let out = env.ok(&["completions", shell]);
+        assert!(out.stdout.contains("MCPGEN_COMPLETE"), "{shell}: {}", out.stdout);
     }
     let bad = env.run(&["completions", "tcsh"]);
     assert_eq!(bad.code, 2);

@@ -232,7 +232,7 @@ fn sigkill_during_remint_all_leaves_all_old_or_all_new() {
         }
         kid = new_kid;
         // Every command still works, and a writer clears leftover temporary files.
-        env.ok(&["sa-token", "p", "--name", "ci-bot", "--days", "30"]);
+        env.ok(&["sa-token", "p", "--name", "ci-bot", "--days", "30", "--force"]);
         env.ok(&["sa-verify", "p", "--name", "ci-bot"]);
         env.ok(&["sa-verify", "p", "--name", "bulk-00999"]);
         assert_eq!(temp_files(&env.profile_dir("p")), Vec::<String>::new(), "temporary files left behind");

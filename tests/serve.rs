@@ -556,10 +556,15 @@ async fn missing_token_is_401_without_error_code_but_with_resource_metadata() {
         let reply = s.try_initialize(&auth, "2025-11-25").await;
         assert_eq!(reply.status, 401, "{auth:?}: {reply:?}");
         let challenge = reply.challenge();
+        // RFC 6750 §3.1: no error code without a token; the description names the header the
+        // server reads (a host sending only `Authorization: Bearer` learns why it is refused).
         assert_eq!(
             challenge,
-            format!(r#"Bearer resource_metadata="{}""#, metadata_url(&s)),
-            "RFC 6750 §3.1: no error code without a token"
+            format!(
+                r#"Bearer error_description="a service-account token is required in the X-OEMCP-SERVICEACCOUNT header", resource_metadata="{}""#,
+                metadata_url(&s)
+            ),
+            "{auth:?}"
         );
     }
     // DELETE and GET are gated too.

@@ -133,15 +133,6 @@ fn find_token(live: &Live, headers: &HeaderMap, query: Option<&str>) -> Result<O
             }
         }
     }
-    // A host that only knows `Authorization: Bearer` sends the token where this server does not
-    // read it: name the header it does read instead of a bare "token required".
-    if found.is_none()
-        && sa.required
-        && !sa.header.eq_ignore_ascii_case(header::AUTHORIZATION.as_str())
-        && headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| starts_with_ignore_case(v.trim(), BEARER))
-    {
-        return Err(Refusal::Invalid(format!("this server reads the token from the {} header, not from Authorization", sa.header)));
-    }
     if let Some(token) = &found
         && token.len() > MAX_TOKEN_BYTES
     {
@@ -219,8 +210,10 @@ pub fn refusal_response(live: &Live, refusal: &Refusal, metadata_url: &str) -> R
     };
     if let Some(error) = error {
         params.push(format!("error=\"{error}\""));
-        params.push(format!("error_description=\"{}\"", quoted(&description)));
     }
+    // Without a token there is no error code (RFC 6750 §3.1), but the description says which
+    // header the server reads: a host that only knows `Authorization: Bearer` learns why.
+    params.push(format!("error_description=\"{}\"", quoted(&description)));
     if let Refusal::InsufficientScope(scopes) = refusal {
         params.push(format!("scope=\"{}\"", quoted(&scopes.join(" "))));
     }

@@ -61,7 +61,7 @@ impl ToolSet {
             return CallToolResult::failure(message);
         }
         match &self.backend {
-            Backend::Mock => match &tool.op.example {
+            Backend::Mock => match self.mock_example(tool, args) {
                 Some(example) => CallToolResult::success(example.clone(), structured),
                 None => CallToolResult::success(
                     json!({"mock": true, "message": format!("the spec has no example response for {}", tool.op.name)}),
@@ -73,6 +73,49 @@ impl ToolSet {
                 Err(message) => CallToolResult::failure(message),
             },
         }
+    }
+}
+
+impl ToolSet {
+    /// The example mock mode answers with: for a path argument's value, the named example of
+    /// that name, else an example object whose `id` (or a field named like the parameter)
+    /// holds it — this tool's, or an item of another tool's list example (`getOrder` finds the
+    /// order in `getOrders`'s example); else the first example.
+    fn mock_example<'a>(&'a self, tool: &'a Tool, args: &Map<String, Value>) -> Option<&'a Value> {
+        let keys: Vec<(&str, String)> = tool
+            .op
+            .params
+            .iter()
+            .filter(|p| p.location == Location::Path)
+            .filter_map(|p| args.get(&p.name).map(|v| (p.name.as_str(), scalar(v))))
+            .collect();
+        if keys.is_empty() {
+            return tool.op.example.as_ref();
+        }
+        let matches = |value: &Value| {
+            keys.iter().any(|(name, key)| {
+                [*name, "id"].iter().any(|field| value.get(*field).is_some_and(|v| !v.is_object() && !v.is_array() && scalar(v) == *key))
+            })
+        };
+        if let Some((_, value)) = tool.op.named_examples.iter().find(|(name, _)| keys.iter().any(|(_, key)| name == key)) {
+            return Some(value);
+        }
+        let own = tool.op.example.iter().chain(tool.op.named_examples.iter().map(|(_, v)| v));
+        if let Some(found) = own.clone().find(|v| matches(v)) {
+            return Some(found);
+        }
+        // An item of a list example, for a tool that answers one object.
+        if own.clone().all(Value::is_object) {
+            let lists = self
+                .tools
+                .iter()
+                .filter(|t| t.op.method == "GET")
+                .flat_map(|t| t.op.example.iter().chain(t.op.named_examples.iter().map(|(_, v)| v)));
+            if let Some(found) = lists.filter_map(Value::as_array).flatten().find(|v| matches(v)) {
+                return Some(found);
+            }
+        }
+        tool.op.example.as_ref()
     }
 }
 
