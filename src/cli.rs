@@ -236,6 +236,15 @@ pub struct ServeArgs {
     /// Downstream base URL (overrides the configuration and the spec's servers[0]).
     #[arg(long, value_name = "URL")]
     pub downstream: Option<String>,
+    /// How stderr lines are written: `text` (`<time> <message>`) or `json` (one object a line).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = crate::logging::Format::Text)]
+    pub log_format: crate::logging::Format,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key; overrides server.tls).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

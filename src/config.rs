@@ -44,6 +44,61 @@ pub struct ServerSection {
     /// Time a connection may take to send a request head, including the wait between two
     /// requests on a kept-alive connection; then it is closed.
     pub idle_timeout_seconds: f64,
+    /// On SIGTERM or SIGINT: how long requests in flight may take to finish before the server
+    /// exits anyway (read at start).
+    pub drain_seconds: f64,
+    /// `GET /metrics` (Prometheus text format): off unless enabled.
+    pub metrics: MetricsSection,
+    /// Serve HTTPS with this certificate and key (PEM files; relative paths are inside the
+    /// profile folder); `--tls-cert`/`--tls-key` override it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
+}
+
+/// `server.metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    pub enabled: bool,
+    /// Families shown (default: all of `server::metrics::FAMILIES`).
+    pub expose: Vec<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { enabled: false, expose: crate::server::metrics::FAMILIES.iter().map(|f| f.to_string()).collect() }
+    }
+}
+
+/// `server.tls`: PEM certificate chain and private key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: String,
+    pub key: String,
+}
+
+/// `security.rate_limit`: a token bucket per client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_minute: f64,
+    /// Requests a client may send at once on top of the rate (default: a second's worth, at
+    /// least 1).
+    #[serde(default)]
+    pub burst: Option<f64>,
+    /// Other limits for some clients, by `client_id`.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, RateLimitOverride>,
+}
+
+/// One client's own rate and burst.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOverride {
+    pub requests_per_minute: f64,
+    #[serde(default)]
+    pub burst: Option<f64>,
 }
 
 /// Default of `server.max_connections`.
@@ -55,6 +110,8 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: f64 = 10.0;
 /// Default of `server.idle_timeout_seconds`.
 pub const DEFAULT_IDLE_TIMEOUT_SECONDS: f64 = 30.0;
+/// Default of `server.drain_seconds`.
+pub const DEFAULT_DRAIN_SECONDS: f64 = 30.0;
 /// Largest `mcp_server_config.json` read: it is a few kilobytes; a huge one is a mistake or an
 /// attack, and every reload would parse it again.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -69,6 +126,9 @@ impl Default for ServerSection {
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             body_timeout_seconds: DEFAULT_BODY_TIMEOUT_SECONDS,
             idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
+            drain_seconds: DEFAULT_DRAIN_SECONDS,
+            metrics: MetricsSection::default(),
+            tls: None,
         }
     }
 }
@@ -109,6 +169,9 @@ impl Default for Routing {
 pub struct Security {
     pub authentication: Authentication,
     pub authorization: Authorization,
+    /// Requests per client; none when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -15,7 +15,7 @@ use crate::server::{Shared, Source};
 use crate::validate;
 
 pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
-    crate::logging::init(tracing::Level::INFO);
+    crate::logging::init_with(tracing::Level::INFO, args.log_format);
     crate::net::init_tls();
     if let Some(url) = &args.downstream {
         super::check("--downstream", validate::http_url(url))?;
@@ -56,7 +56,7 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
                 sa.jwks_uri.as_deref().map(|u| format!(" + JWKS {u}")).unwrap_or_default()
             )
         };
-        note(format!(
+        say(format!(
             "serving profile {} on {}: {} tool{} -> {}; {auth}",
             live.profile,
             server.url(),
@@ -79,13 +79,22 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
             ));
         }
         if !ip.is_loopback() {
-            note("warning: listening beyond loopback; put TLS in front of it before exposing tokens to a network");
+            say("warning: listening beyond loopback; put TLS in front of it before exposing tokens to a network");
         }
         drop(live);
         server.run(shutdown_signal()).await?;
-        note("server stopped");
+        say("server stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A note on stderr: a plain line, or a JSON log line with `--log-format json` (so every line a
+/// log platform reads parses).
+fn say(text: impl AsRef<str>) {
+    match crate::logging::format() {
+        crate::logging::Format::Json => crate::server::access_log::log_line(text.as_ref()),
+        crate::logging::Format::Text => note(text),
+    }
 }
 
 /// SIGINT or SIGTERM.

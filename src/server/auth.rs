@@ -62,20 +62,25 @@ pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>)
     };
     let now = chrono::Utc::now().timestamp();
     let opaque = live.introspection.as_ref().filter(|_| !crate::server::introspection::is_jwt(&raw));
-    let caller = match (opaque, live.cache.get(&raw)) {
+    // A cached entry counts only while it may be trusted (see `token_cache`).
+    let cached = opaque.is_none().then(|| live.cache.get(&raw)).flatten().filter(|cached| {
+        cached.exp + MAX_LEEWAY_SECS >= now
+            && cached.nbf <= now + MAX_LEEWAY_SECS
+            && cached.jwks.is_none_or(|(generation, until)| {
+                now < until && live.jwks.as_ref().is_some_and(|j| j.generation() == generation && j.is_fresh())
+            })
+    });
+    if opaque.is_none() {
+        crate::server::metrics::token_cache(cached.is_some());
+    }
+    let caller = match (opaque, cached) {
         // Not a JWT and an introspection endpoint is configured: the IdP decides (RFC 7662).
         (Some(introspector), _) => {
             let expect = crate::server::introspection::Expect { audience: sa.audience.as_deref(), issuer: sa.issuer.as_deref(), now };
             let found = introspector.check(&raw, &expect).await.map_err(Refusal::Invalid)?;
             Caller { client_id: found.client_id, scopes: found.scopes, authenticated: true, unrestricted: false }
         }
-        (None, Some(cached))
-            if cached.exp + MAX_LEEWAY_SECS >= now
-                && cached.nbf <= now + MAX_LEEWAY_SECS
-                && cached.jwks.is_none_or(|(generation, until)| {
-                    now < until && live.jwks.as_ref().is_some_and(|j| j.generation() == generation && j.is_fresh())
-                }) =>
-        {
+        (None, Some(cached)) => {
             Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true, unrestricted: false }
         }
         _ => {

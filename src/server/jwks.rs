@@ -44,6 +44,8 @@ struct Cache {
     keys: Vec<TrustedKey>,
     expires: Option<Instant>,
     last_fetch: Option<Instant>,
+    /// Whether the last fetch succeeded (for `/readyz`).
+    reachable: bool,
 }
 
 impl JwksSource {
@@ -71,6 +73,11 @@ impl JwksSource {
 
     fn cache(&self) -> MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the last fetch got a key set (false before the first): `/readyz` asks.
+    pub fn reachable(&self) -> bool {
+        self.cache().reachable
     }
 
     /// The cached keys, fetched again when the cache is stale.
@@ -108,7 +115,9 @@ impl JwksSource {
             cache.last_fetch = Some(Instant::now());
         }
         let fetched = self.fetch().await;
+        crate::server::metrics::jwks_fetch(fetched.is_ok());
         let mut cache = self.cache();
+        cache.reachable = fetched.is_ok();
         match fetched {
             Ok((keys, max_age)) => {
                 cache.keys = keys;

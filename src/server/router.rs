@@ -75,7 +75,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/oauth-protected-resource", get(wellknown::metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(wellknown::metadata))
         .route("/.well-known/jwks.json", get(wellknown::jwks))
+        .route("/healthz", get(crate::server::health::healthz))
+        .route("/readyz", get(crate::server::health::readyz))
+        .route("/metrics", get(crate::server::health::metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not found"}))) })
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), crate::server::access_log::layer))
         .with_state(state)
 }
 
@@ -111,7 +115,10 @@ async fn gate(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
         response.extensions_mut().insert(crate::server::access_log::Refused("origin_not_allowed".into()));
         return Err(response);
     }
-    auth::authenticate(live, headers, query).await.map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url()))
+    let caller =
+        auth::authenticate(live, headers, query).await.map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url()))?;
+    crate::server::rate_limit::admit(&state.shared.limiter, live.settings.rate_limit.as_ref(), &caller)?;
+    Ok(caller)
 }
 
 /// Check the session of a non-initialize request: signed by a key of this profile, for this
@@ -279,6 +286,7 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
                 return reply(vec![encode(&Message::error(id, INVALID_PARAMS, format!("invalid initialize params: {e}")))], false, use_sse);
             }
         };
+        log.note_client_info(init.params.as_ref().and_then(|p| p.get("clientInfo")));
         let version = if mcp::is_supported(&params.protocol_version) { params.protocol_version.as_str() } else { LATEST_VERSION };
         let session_id = state.sessions.issue(&live.session_keys[0], version, &caller.client_id);
         let result = InitializeResult {
@@ -323,11 +331,15 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
     let mut reply_bytes = 0;
     for message in messages {
         if !message.is_request() {
+            if let Some(method) = &message.method {
+                log.rpc = method.clone();
+            }
             continue; // notifications and responses: accepted, nothing to say
         }
         let id = message.id.clone().unwrap_or(Id::Null);
         let method = message.method.as_deref().unwrap_or("");
         log.rpc = method.to_owned();
+        log.note_meta(message.params.as_ref());
         if reply_bytes > MAX_BATCH_REPLY_BYTES {
             replies.push(encode(&Message::error(
                 id,
@@ -423,6 +435,7 @@ pub(crate) async fn answer(
                 Some(_) => return Some(encode(&Message::error(id, INVALID_PARAMS, "arguments must be an object"))),
             };
             let mut result = live.tools.call(tool, &args, structured).await;
+            crate::server::metrics::tool_call(&tool.op.name, result.is_error != Some(true));
             if modern {
                 result.extra.insert("resultType".into(), json!("complete"));
             }

@@ -4,7 +4,7 @@
 //! `algorithms` list of `mode: "oauth"` (only asymmetric JWS algorithms; `none`, HMAC or an
 //! unknown name refuses the whole configuration, naming the file and the value).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -32,6 +32,14 @@ pub struct Settings {
     /// `server.body_timeout_seconds` and `server.idle_timeout_seconds`, clamped to 0.1 s–1 h.
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
+    /// `server.drain_seconds`, clamped to 0.1 s–1 h (read at start only).
+    pub drain: Duration,
+    /// `server.metrics`, its `expose` list checked against the known families.
+    pub metrics: crate::config::MetricsSection,
+    /// `server.tls`: certificate and key paths, resolved against the profile folder.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `security.rate_limit`, checked.
+    pub rate_limit: Option<crate::server::rate_limit::Limits>,
 }
 
 impl Settings {
@@ -82,6 +90,21 @@ impl Settings {
             }
         }
         scopes_supported.sort();
+        for family in &config.server.metrics.expose {
+            if !crate::server::metrics::FAMILIES.contains(&family.as_str()) {
+                anyhow::bail!(
+                    "{}: server.metrics.expose: {:?} is not a metrics family (known: {})",
+                    path.display(),
+                    crate::validate::printable(family),
+                    crate::server::metrics::FAMILIES.join(", ")
+                );
+            }
+        }
+        let tls = config.server.tls.as_ref().map(|t| (dir.join(&t.cert), dir.join(&t.key)));
+        let rate_limit = match &config.security.rate_limit {
+            Some(limit) => Some(crate::server::rate_limit::Limits::new(limit).map_err(|e| anyhow::anyhow!("{}: security.rate_limit{e}", path.display()))?),
+            None => None,
+        };
         Ok(Settings {
             sa,
             algorithms,
@@ -95,6 +118,10 @@ impl Settings {
             max_connections_per_client: config.server.max_connections_per_client.max(1),
             body_timeout: seconds(config.server.body_timeout_seconds),
             idle_timeout: seconds(config.server.idle_timeout_seconds),
+            drain: seconds(config.server.drain_seconds),
+            metrics: config.server.metrics,
+            tls,
+            rate_limit,
         })
     }
 }

@@ -160,6 +160,7 @@ pub async fn serve(
     log: &mut LogLine,
 ) -> Response {
     log.rpc = message.method.clone().unwrap_or_default();
+    log.note_meta(message.params.as_ref());
     if let Err(refusal) = validate(headers, &message) {
         return refusal;
     }

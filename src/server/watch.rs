@@ -42,13 +42,27 @@ pub struct Shared {
     /// during the read is seen at the next look).
     seen: Mutex<Fingerprint>,
     pub source: Source,
+    /// The per-client request buckets (kept across reloads).
+    pub limiter: crate::server::rate_limit::RateLimiter,
+    /// Clients' `clientInfo` by session, for the access log.
+    pub client_names: crate::server::access_log::ClientNames,
+    /// Set when a drain has begun: `/readyz` answers 503.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
     pub fn new(source: Source) -> Result<Arc<Shared>> {
         let live = Live::load(&source, None, &mut Vec::new())?;
         let seen = Mutex::new(live.stamps.clone());
-        Ok(Arc::new(Shared { current: RwLock::new(Arc::new(live)), seen, source }))
+        crate::server::metrics::set_enabled(live.settings.metrics.enabled);
+        Ok(Arc::new(Shared {
+            current: RwLock::new(Arc::new(live)),
+            seen,
+            source,
+            limiter: Default::default(),
+            client_names: Default::default(),
+            draining: Default::default(),
+        }))
     }
 
     pub fn get(&self) -> Arc<Live> {
@@ -72,6 +86,7 @@ impl Shared {
         match Live::load(&self.source, Some(&current), &mut warnings) {
             Ok(next) => {
                 *seen = next.stamps.clone();
+                crate::server::metrics::set_enabled(next.settings.metrics.enabled);
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
                 if warnings.is_empty() {
                     log_line(&format!("reloaded profile {} (configuration, keys, revocations, tools)", self.source.profile));

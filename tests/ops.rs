@@ -1,0 +1,174 @@
+//! `mcpgen serve` as operators run it: the access log (text and JSON, every request), the
+//! health and readiness probes, Prometheus metrics, per-client rate limits (server and
+//! `client`), the drain on SIGTERM, and TLS with a certificate reloaded from disk. The real
+//! binary on `127.0.0.1:0`, spoken to with reqwest (and the `client` command).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The access lines (JSON objects with a `status`) of a JSON-format log.
+fn json_lines(server: &Server) -> Vec<Value> {
+    server.log.lines().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect()
+}
+
+#[tokio::test]
+async fn every_request_is_logged_with_client_info_and_never_a_token() {
+    let p = Profile::sample();
+    let s = p.serve(&[]);
+    let token = p.token();
+    let auth = Auth::sa(&token);
+    let session = s.session(&auth).await;
+    let reply = s.call(&session, "getOrders", json!({})).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(s.get("/.well-known/oauth-protected-resource/mcp").await.status, 200);
+    assert_eq!(s.get("/no/such/thing").await.status, 404);
+    let bad = Auth::sa("not-a-token");
+    assert_eq!(s.auth_status(&bad).await, 401);
+
+    let line = s.log.wait_for(0, |l| l.contains("tools/call getOrders"));
+    let line = line.last().unwrap();
+    assert!(line.contains("POST /mcp tools/call getOrders client=svc-p 200 "), "{line}");
+    assert!(line.contains(" client_info=serve-tests/0"), "the session's clientInfo: {line}");
+    s.log.wait_for(0, |l| l.contains("GET /.well-known/oauth-protected-resource/mcp - - client=- 200 "));
+    s.log.wait_for(0, |l| l.contains("GET /no/such/thing - - client=- 404 "));
+    let refused = s.log.wait_for(0, |l| l.contains("refused=invalid_token"));
+    // The body of a refused request is never read: no JSON-RPC method.
+    assert!(refused.last().unwrap().contains("POST /mcp - - client=- 401 "), "{refused:?}");
+    s.assert_never_logged(&[&token, "not-a-token"]);
+}
+
+#[tokio::test]
+async fn json_log_format_has_one_object_per_request() {
+    let p = Profile::sample();
+    let s = p.serve(&["--log-format", "json"]);
+    let auth = Auth::sa(&p.token());
+    let session = s.session(&auth).await;
+    assert_eq!(s.call(&session, "getOrder", json!({"id": "1"})).await.status, 200);
+    assert_eq!(s.get("/healthz").await.status, 200);
+    s.log.wait_for(0, |l| l.contains("\"/healthz\""));
+    let lines = json_lines(&s);
+    let call = lines.iter().find(|l| l["rpc"] == "tools/call").unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(call["method"], "POST");
+    assert_eq!(call["path"], "/mcp");
+    assert_eq!(call["tool"], "getOrder");
+    assert_eq!(call["client_id"], "svc-p");
+    assert_eq!(call["client_name"], "serve-tests");
+    assert_eq!(call["client_version"], "0");
+    assert_eq!(call["status"], 200);
+    assert!(call["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{call}");
+    assert!(call["refused"].is_null());
+    assert!(call["time"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{call}");
+    let health = lines.iter().find(|l| l["path"] == "/healthz").unwrap();
+    assert!(health["rpc"].is_null() && health["client_id"].is_null(), "{health}");
+    // Every line is JSON, the start-up notes included.
+    for line in s.log.lines() {
+        assert!(serde_json::from_str::<Value>(&line).is_ok_and(|v| v["time"].is_string()), "not a JSON line: {line}");
+    }
+}
+
+#[tokio::test]
+async fn client_info_in_meta_is_logged_for_stateless_requests_and_escaped() {
+    let p = Profile::sample();
+    let s = p.serve(&["--log-format", "json"]);
+    let auth = Auth::sa(&p.token());
+    let session = s.session(&auth).await;
+    let meta = json!({"io.modelcontextprotocol/clientInfo": {"name": "inspector\u{1b}[2J", "version": "9.9"}});
+    let reply = s.request(&session, "tools/list", json!({"_meta": meta})).await;
+    assert_eq!(reply.status, 200);
+    let line = s.log.wait_for(0, |l| l.contains("inspector"));
+    let line = line.last().unwrap();
+    assert!(!line.contains('\u{1b}'), "escaped: {line}");
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["client_name"], "inspector\u{1b}[2J", "the JSON escape keeps the value: {line}");
+    assert_eq!(v["client_version"], "9.9");
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_token() {
+    let p = Profile::sample();
+    let s = p.serve(&[]);
+    let health = s.get("/healthz").await;
+    assert_eq!((health.status, health.json()["status"].clone()), (200, json!("ok")));
+    let ready = s.get("/readyz").await;
+    assert_eq!((ready.status, ready.json()["status"].clone()), (200, json!("ready")), "{ready:?}");
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_jwks_is_unreachable_in_oauth_mode() {
+    let p = Profile::sample();
+    let port = closed_port();
+    p.edit_sa(|sa| {
+        sa.insert("mode".into(), json!("oauth"));
+        sa.insert("jwks_uri".into(), json!(format!("http://127.0.0.1:{port}/jwks")));
+        sa.insert("public_key".into(), Value::Null);
+    });
+    let s = p.serve(&[]);
+    let ready = s.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(ready.json()["reasons"].to_string().contains("JWKS"), "{ready:?}");
+    assert_eq!(s.get("/healthz").await.status, 200, "alive all the same");
+}
+
+#[tokio::test]
+async fn metrics_are_off_by_default_and_count_requests_refusals_tools_and_the_cache() {
+    let p = Profile::sample();
+    let s = p.serve(&[]);
+    assert_eq!(s.get("/metrics").await.status, 404);
+    drop(s);
+    p.edit_config(|doc| doc["server"]["metrics"] = json!({"enabled": true}));
+    let s = p.serve(&[]);
+    let auth = Auth::sa(&p.token());
+    let session = s.session(&auth).await;
+    for _ in 0..3 {
+        assert_eq!(s.call(&session, "getOrders", json!({})).await.status, 200);
+    }
+    assert_eq!(s.auth_status(&Auth::sa("garbage")).await, 401);
+    assert_eq!(s.auth_status(&Auth::none()).await, 401);
+    let reply = s.call(&session, "getCustomers", json!({})).await;
+    assert_eq!(reply.status, 403);
+    let metrics = s.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = metrics.body;
+    for expected in [
+        "mcpgen_http_requests_total{method=\"POST\",rpc=\"tools/call\",status=\"200\"} 3",
+        "mcpgen_http_requests_total{method=\"POST\",rpc=\"-\",status=\"401\"} 2",
+        "mcpgen_http_requests_total{method=\"POST\",rpc=\"notifications/initialized\",status=\"202\"} 1",
+        "mcpgen_auth_failures_total{reason=\"invalid_token\"} 1",
+        "mcpgen_auth_failures_total{reason=\"missing_token\"} 1",
+        "mcpgen_auth_failures_total{reason=\"insufficient_scope\"} 1",
+        "mcpgen_tool_calls_total{tool=\"getOrders\",outcome=\"ok\"} 3",
+        "mcpgen_sessions_created_total 1",
+        "mcpgen_sessions_ended_total 0",
+        "# TYPE mcpgen_http_request_duration_seconds histogram",
+        "mcpgen_jwks_fetches_total{outcome=\"ok\"} 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let count = |name: &str| -> u64 {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or_else(|| panic!("{name}:\n{text}"))
+    };
+    // initialize, initialized, 3 calls and the 403 present one token: one miss, the rest hits;
+    // "garbage" is a miss too.
+    assert_eq!(count("mcpgen_token_cache_misses_total "), 2, "{text}");
+    assert_eq!(count("mcpgen_token_cache_hits_total "), 5, "{text}");
+    let observed = count("mcpgen_http_request_duration_seconds_count ");
+    assert!(observed >= 8, "{text}");
+    let inf = text.lines().find_map(|l| l.strip_prefix("mcpgen_http_request_duration_seconds_bucket{le=\"+Inf\"} ")).unwrap();
+    assert_eq!(inf.parse::<u64>().unwrap(), observed);
+
+    // Families can be left out, and a typo is an error naming the file.
+    p.edit_config(|doc| doc["server"]["metrics"] = json!({"enabled": true, "expose": ["requests"]}));
+    eventually("metrics without the other families", RELOAD_DEADLINE, || async {
+        let text = s.get("/metrics").await.body;
+        if text.contains("mcpgen_http_requests_total") && !text.contains("mcpgen_tool_calls_total") { Ok(()) } else { Err(text) }
+    })
+    .await;
+    drop(s);
+    p.edit_config(|doc| doc["server"]["metrics"] = json!({"enabled": true, "expose": ["requets"]}));
+    let out = p.env.cmd(&["serve", "p", "--port", "0"]).run();
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("mcp_server_config.json") && out.stderr.contains("\"requets\""), "{}", out.stderr);
+}
