@@ -19,6 +19,8 @@ pub enum Kind {
     Unreachable,
     /// 5: the tool reported an error or does not exist.
     Tool,
+    /// 6: the server's rate limit (429) asked us to wait longer than `client` waits.
+    RateLimited,
 }
 
 impl Kind {
@@ -29,6 +31,7 @@ impl Kind {
             Kind::Auth => 3,
             Kind::Unreachable => 4,
             Kind::Tool => 5,
+            Kind::RateLimited => 6,
         }
     }
 }

@@ -172,3 +172,132 @@ async fn metrics_are_off_by_default_and_count_requests_refusals_tools_and_the_ca
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("mcp_server_config.json") && out.stderr.contains("\"requets\""), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn sigterm_drains_a_slow_call_in_flight_then_exits_0() {
+    use std::sync::Arc;
+    // A downstream that holds its answer until the test lets it go.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let (r, a) = (Arc::clone(&release), Arc::clone(&arrived));
+    let app = axum::Router::new().fallback(move || {
+        let (r, a) = (Arc::clone(&r), Arc::clone(&a));
+        async move {
+            a.notify_one();
+            r.notified().await;
+            axum::Json(json!([{"id": "1"}]))
+        }
+    });
+    let downstream = Fake::app(app);
+    let p = Profile::sample();
+    let s = p.serve(&["--downstream", &downstream.base]);
+    let auth = Auth::sa(&p.token());
+    let session = s.session(&auth).await;
+    let in_flight = {
+        let request = s.in_session(&session).json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "getOrders", "arguments": {}}}));
+        tokio::spawn(send(request))
+    };
+    tokio::time::timeout(WAIT, arrived.notified()).await.expect("the call reached the downstream");
+    s.sigterm();
+    s.wait_for_stderr("draining: ").await;
+    // No new connections while draining.
+    let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the listener is closed during the drain");
+    release.notify_one();
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "the call in flight finished: {reply:?}");
+    assert_eq!(reply.json()["id"], 7);
+    let (code, log) = s.wait_exit();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("drained: every request in flight finished"), "{log}");
+    assert!(log.contains("tools/call getOrders client=svc-p 200"), "{log}");
+}
+
+#[tokio::test]
+async fn a_drain_that_outlasts_its_grace_period_still_exits_0() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = std::sync::Arc::clone(&release);
+    let app = axum::Router::new().fallback(move || {
+        let held = std::sync::Arc::clone(&held);
+        async move {
+            held.notified().await;
+            "never"
+        }
+    });
+    let downstream = Fake::app(app);
+    let p = Profile::sample();
+    p.edit_config(|doc| doc["server"]["drain_seconds"] = json!(0.2));
+    let s = p.serve(&["--downstream", &downstream.base]);
+    let auth = Auth::sa(&p.token());
+    let session = s.session(&auth).await;
+    let request = s.in_session(&session).json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "getOrders", "arguments": {}}}));
+    let in_flight = tokio::spawn(request.send());
+    s.wait_for_stderr("client=svc-p 202").await;
+    eventually("the call to reach the server", WAIT, || async { if s.stderr().contains("draining") { Ok(()) } else { s.sigterm(); Err("not yet".to_string()) } }).await;
+    let (code, log) = s.wait_exit();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("still busy after 0.2 s"), "{log}");
+    assert!(in_flight.await.unwrap().is_err(), "the connection was closed");
+    release.notify_waiters();
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_per_client_and_leaves_others_alone() {
+    let p = Profile::sample();
+    p.edit_config(|doc| {
+        doc["security"]["rate_limit"] = json!({"requests_per_minute": 6, "burst": 3, "overrides": {"vip": {"requests_per_minute": 6000, "burst": 50}}});
+    });
+    let vip = p.mint("vip", &["orders.read"]);
+    let other = p.mint("other", &["orders.read"]);
+    let s = p.serve(&[]);
+    let auth = Auth::sa(&p.token());
+    let session = s.session(&auth).await; // 2 requests
+    assert_eq!(s.call(&session, "getOrders", json!({})).await.status, 200); // 3rd
+    let limited = s.call(&session, "getOrders", json!({})).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    let retry: u64 = limited.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=10).contains(&retry), "6 a minute: one every 10 s: {retry}");
+    assert!(limited.json()["error"]["message"].as_str().unwrap().contains("rate limit"), "{limited:?}");
+    // Another client has its own bucket; an override lifts the limit for one client.
+    let other_session = s.session(&Auth::sa(&other)).await;
+    assert_eq!(s.call(&other_session, "getOrders", json!({})).await.status, 200);
+    let vip_session = s.session(&Auth::sa(&vip)).await;
+    for _ in 0..10 {
+        assert_eq!(s.call(&vip_session, "getOrders", json!({})).await.status, 200);
+    }
+    let line = s.log.wait_for(0, |l| l.contains(" 429 "));
+    assert!(line.last().unwrap().contains("client=svc-p 429") && line.last().unwrap().contains("refused=rate_limited: 6 requests per minute, burst 3"), "{line:?}");
+}
+
+#[test]
+fn rate_limit_config_errors_name_the_file_and_key() {
+    let p = Profile::sample();
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 0}));
+    let out = p.env.cmd(&["serve", "p", "--port", "0"]).run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("mcp_server_config.json: security.rate_limit.requests_per_minute"), "{}", out.stderr);
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 60, "brust": 3}));
+    let out = p.env.cmd(&["serve", "p", "--port", "0"]).run();
+    assert!(out.stderr.contains("mcp_server_config.json") && out.stderr.contains("brust"), "{}", out.stderr);
+}
+
+#[test]
+fn client_waits_out_a_short_retry_after_once_and_fails_with_6_on_a_long_one() {
+    let p = Profile::sample();
+    // Two a second, burst 2: initialize and initialized pass, tools/call waits 1 s and passes.
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 120, "burst": 2}));
+    let s = p.serve(&[]);
+    let out = p.env.cmd(&["client", "p", "--url", &s.url, "--tool", "getOrders"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let log = s.log.wait_for(0, |l| l.contains("tools/call getOrders client=svc-p 200"));
+    assert!(log.iter().any(|l| l.contains("client=svc-p 429")), "it was limited first: {log:?}");
+    drop(s);
+
+    // One a minute: the wait is too long; exit 6 with a hint.
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 1, "burst": 2}));
+    let s = p.serve(&[]);
+    let out = p.env.cmd(&["client", "p", "--url", &s.url, "--tool", "getOrders"]).run();
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(out.stderr.contains("rate limit") && out.stderr.contains("hint:"), "{}", out.stderr);
+    assert_clean_stderr(&out.stderr);
+}

@@ -1,4 +1,5 @@
-//! Client failures as errors of the CLI's classes (exit 3 refused, 4 unreachable, 1 protocol),
+//! Client failures as errors of the CLI's classes (exit 3 refused, 4 unreachable, 6 rate
+//! limited, 1 protocol),
 //! each with a hint that names the party to fix: the token, the server, the URL.
 
 use crate::client::ClientError;
@@ -58,6 +59,15 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
                 (_, _, true) => "the server did not answer in time; give it longer with --timeout SECONDS".to_owned(),
                 (Some(p), _, _) => format!("is the server running? start it with `mcpgen serve {p}`, or pass --url"),
                 (None, _, _) => "check the URL and that the server is running".to_owned(),
+            })
+            .into(),
+        ClientError::RateLimited { retry_after } => Failure::new(Kind::RateLimited, e.to_string())
+            .hint(match retry_after {
+                Some(wait) => format!(
+                    "the server allows this client only so many requests a minute; try again in {} s, or ask its operator for a higher security.rate_limit",
+                    wait.as_secs()
+                ),
+                None => "the server allows this client only so many requests a minute; try again later".to_owned(),
             })
             .into(),
         // The message may quote the server; keep its control characters off the terminal.

@@ -23,6 +23,9 @@ use crate::validate::printable;
 
 /// Largest reply body accepted.
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// Longest `Retry-After` the client waits out (once) before retrying a 429; a longer one fails
+/// with exit code 6.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Most pages followed in one listing...
 const MAX_PAGES: usize = 1_000;
 /// ...and most items gathered.
@@ -43,6 +46,9 @@ pub enum ClientError {
     /// The OAuth token endpoint refused our client credentials.
     #[error("token endpoint {url} refused the client credentials: HTTP {status} {}", describe_refusal(.error, .description, &None))]
     TokenEndpoint { url: String, status: u16, error: Option<String>, description: Option<String> },
+    /// 429 from the server's rate limit, with its `Retry-After` (seconds) when it sent one.
+    #[error("the server's rate limit refused the request (HTTP 429{})", .retry_after.map(|d| format!(", retry after {} s", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
     /// The server no longer knows our session (404 to a request that carried one).
     #[error("the server does not know the session (404)")]
     SessionGone,
@@ -236,6 +242,21 @@ impl McpClient {
     /// POST one message; for a request, the matching response (JSON body or SSE event). An
     /// OAuth access token the server refuses (401) is replaced by a freshly minted one, once.
     async fn exchange(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
+        match self.exchange_authorized(message, expect_id).await {
+            // A rate limit that asks for a short pause: wait it out and try once more.
+            Err(ClientError::RateLimited { retry_after: Some(wait) }) if wait <= MAX_RETRY_AFTER => {
+                if self.debug {
+                    trace("!", &format!("rate limited; retrying once after {} s", wait.as_secs()));
+                }
+                tokio::time::sleep(wait).await;
+                self.exchange_authorized(message, expect_id).await
+            }
+            other => other,
+        }
+    }
+
+    /// [`exchange`](Self::exchange) with the OAuth token replaced once when it is refused.
+    async fn exchange_authorized(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
         match self.exchange_once(message, expect_id).await {
             Err(ClientError::Refused { status: 401, .. }) if self.oauth.is_some() => {
                 if let Some(oauth) = &self.oauth {
@@ -288,6 +309,15 @@ impl McpClient {
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             let text = self.read_body(response).await.unwrap_or_default();
             return Err(challenge::refused(status.as_u16(), &headers, &text));
+        }
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            // Delay-seconds only (RFC 9110 §10.2.3); an HTTP date is treated as "long".
+            let retry_after = headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err(ClientError::RateLimited { retry_after });
         }
         if status == reqwest::StatusCode::NOT_FOUND && self.session.is_some() {
             return Err(ClientError::SessionGone);

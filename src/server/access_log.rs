@@ -33,6 +33,11 @@ use crate::server::router::AppState;
 #[derive(Debug, Clone)]
 pub struct Refused(pub String);
 
+/// Who a refusal that comes after authentication (the rate limit) was for, when the handler
+/// had not noted the caller yet. Carried on the response as an extension.
+#[derive(Debug, Clone)]
+pub struct RefusedClient(pub String);
+
 /// `_meta` key of the client's identity in protocol 2026-07-28 (sent on every request).
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 /// Longest `clientInfo` name or version logged.
@@ -115,7 +120,12 @@ pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: N
     let session = request.headers().get(crate::mcp::SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let peer = request.extensions().get::<PeerIp>().map(|p| p.0);
     let mut response = crate::server::rate_limit::PEER.scope(peer, next.run(request)).await;
-    let facts = response.extensions_mut().remove::<LogLine>();
+    let mut facts = response.extensions_mut().remove::<LogLine>();
+    if let (Some(f), Some(RefusedClient(client))) = (facts.as_mut(), response.extensions().get::<RefusedClient>())
+        && f.client == "-"
+    {
+        f.client = client.clone();
+    }
     let refused = response.extensions().get::<Refused>().map(|r| r.0.clone());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();

@@ -4,7 +4,8 @@
 //! `server.max_connections_per_client` from one address, a request head of at most
 //! [`MAX_HEAD_BYTES`], a connection that sends no request head for `server.idle_timeout_seconds`
 //! (also between kept-alive requests) is closed, and accept errors (descriptors exhausted) back
-//! off from 10 ms to 1 s instead of spinning, logged once per burst.
+//! off from 10 ms to 1 s instead of spinning, logged once per burst. On shutdown (SIGTERM) the
+//! server drains: see the end of [`Server::run`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -57,7 +58,8 @@ impl Server {
         self.state.resource()
     }
 
-    /// Serve until `shutdown` completes; in-flight requests get a few seconds to finish.
+    /// Serve until `shutdown` completes, then drain: stop accepting, let requests in flight
+    /// finish within `server.drain_seconds`, and return.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         self.state.shared.spawn_watcher();
         let app = router(Arc::clone(&self.state));
@@ -142,7 +144,25 @@ impl Server {
             // Reap finished connection tasks so the set does not grow.
             while connections.try_join_next().is_some() {}
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), async { while connections.join_next().await.is_some() {} }).await;
+        // The drain: no new connections (the listening socket closes here, so a load balancer
+        // sees refusals, not timeouts), `/readyz` says 503 to the connections still open, idle
+        // ones close, and each request in flight — a slow downstream call included — gets up to
+        // `server.drain_seconds` to finish; its connection closes after it.
+        self.state.shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(self.listener);
+        while connections.try_join_next().is_some() {}
+        let open = connections.len();
+        let grace = self.state.shared.get().settings.drain;
+        if self.state.log && open > 0 {
+            log_line(&format!("draining: {open} connection{} open; waiting up to {:.1} s", if open == 1 { "" } else { "s" }, grace.as_secs_f64()));
+        }
+        let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await.is_ok();
+        if !drained {
+            log_line(&format!("warning: drain: {} connection(s) still busy after {:.1} s; closing them", connections.len(), grace.as_secs_f64()));
+            connections.abort_all();
+        } else if self.state.log && open > 0 {
+            log_line("drained: every request in flight finished");
+        }
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::config::RateLimit;
-use crate::server::access_log::Refused;
+use crate::server::access_log::{Refused, RefusedClient};
 use crate::server::auth::Caller;
 
 /// Buckets kept at most.
@@ -127,6 +127,7 @@ pub fn admit(limiter: &RateLimiter, limits: Option<&Limits>, caller: &Caller) ->
     });
     let mut response = crate::server::router::json_response(StatusCode::TOO_MANY_REQUESTS, &body);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response.extensions_mut().insert(RefusedClient(caller.client_id.clone()));
     response
         .extensions_mut()
         .insert(Refused(format!("rate_limited: {} requests per minute, burst {}", rate.per_minute, rate.burst)));

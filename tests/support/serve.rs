@@ -195,6 +195,27 @@ impl Server {
         self.log.wait_for(from, |l| l.contains(" DELETE /mcp "))
     }
 
+    /// Send SIGTERM (what a platform does to stop a service).
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Wait for the server to exit by itself (after [`sigterm`](Self::sigterm)); its exit code
+    /// and everything it wrote to stderr.
+    pub fn wait_exit(mut self) -> (Option<i32>, String) {
+        let child = &mut self.child;
+        let status = eventually_blocking("the server to exit", WAIT, || match child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err("still running".into()),
+            Err(e) => Err(e.to_string()),
+        });
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        (status.code(), self.stderr())
+    }
+
     /// Stop the server and return everything it wrote to stderr (read to the end).
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
