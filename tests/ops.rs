@@ -194,7 +194,9 @@ async fn sigterm_drains_a_slow_call_in_flight_then_exits_0() {
     let auth = Auth::sa(&p.token());
     let session = s.session(&auth).await;
     let in_flight = {
-        let request = s.in_session(&session).json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "getOrders", "arguments": {}}}));
+        let request = s
+            .in_session(&session)
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "getOrders", "arguments": {}}}));
         tokio::spawn(send(request))
     };
     tokio::time::timeout(WAIT, arrived.notified()).await.expect("the call reached the downstream");
@@ -230,10 +232,20 @@ async fn a_drain_that_outlasts_its_grace_period_still_exits_0() {
     let s = p.serve(&["--downstream", &downstream.base]);
     let auth = Auth::sa(&p.token());
     let session = s.session(&auth).await;
-    let request = s.in_session(&session).json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "getOrders", "arguments": {}}}));
+    let request = s
+        .in_session(&session)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "getOrders", "arguments": {}}}));
     let in_flight = tokio::spawn(request.send());
     s.wait_for_stderr("client=svc-p 202").await;
-    eventually("the call to reach the server", WAIT, || async { if s.stderr().contains("draining") { Ok(()) } else { s.sigterm(); Err("not yet".to_string()) } }).await;
+    eventually("the call to reach the server", WAIT, || async {
+        if s.stderr().contains("draining") {
+            Ok(())
+        } else {
+            s.sigterm();
+            Err("not yet".to_string())
+        }
+    })
+    .await;
     let (code, log) = s.wait_exit();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("still busy after 0.2 s"), "{log}");
@@ -245,7 +257,8 @@ async fn a_drain_that_outlasts_its_grace_period_still_exits_0() {
 async fn rate_limit_answers_429_per_client_and_leaves_others_alone() {
     let p = Profile::sample();
     p.edit_config(|doc| {
-        doc["security"]["rate_limit"] = json!({"requests_per_minute": 6, "burst": 3, "overrides": {"vip": {"requests_per_minute": 6000, "burst": 50}}});
+        doc["security"]["rate_limit"] =
+            json!({"requests_per_minute": 6, "burst": 3, "overrides": {"vip": {"requests_per_minute": 6000, "burst": 50}}});
     });
     let vip = p.mint("vip", &["orders.read"]);
     let other = p.mint("other", &["orders.read"]);
@@ -266,7 +279,11 @@ async fn rate_limit_answers_429_per_client_and_leaves_others_alone() {
         assert_eq!(s.call(&vip_session, "getOrders", json!({})).await.status, 200);
     }
     let line = s.log.wait_for(0, |l| l.contains(" 429 "));
-    assert!(line.last().unwrap().contains("client=svc-p 429") && line.last().unwrap().contains("refused=rate_limited: 6 requests per minute, burst 3"), "{line:?}");
+    assert!(
+        line.last().unwrap().contains("client=svc-p 429")
+            && line.last().unwrap().contains("refused=rate_limited: 6 requests per minute, burst 3"),
+        "{line:?}"
+    );
 }
 
 #[test]

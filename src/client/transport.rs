@@ -256,7 +256,11 @@ impl McpClient {
     }
 
     /// [`exchange`](Self::exchange) with the OAuth token replaced once when it is refused.
-    async fn exchange_authorized(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
+    async fn exchange_authorized(
+        &mut self,
+        message: &Message,
+        expect_id: Option<&Id>,
+    ) -> Result<(Option<Message>, HeaderMap), ClientError> {
         match self.exchange_once(message, expect_id).await {
             Err(ClientError::Refused { status: 401, .. }) if self.oauth.is_some() => {
                 if let Some(oauth) = &self.oauth {

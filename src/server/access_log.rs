@@ -88,8 +88,11 @@ impl LogLine {
 /// `clientInfo` in `_meta`). Bounded, oldest forgotten first.
 #[derive(Default)]
 pub struct ClientNames {
-    inner: Mutex<(HashMap<String, (String, String)>, VecDeque<String>)>,
+    inner: Mutex<Remembered>,
 }
+
+/// `clientInfo` by session id, and the ids in the order they came.
+type Remembered = (HashMap<String, (String, String)>, VecDeque<String>);
 
 impl ClientNames {
     fn remember(&self, session: &str, info: (String, String)) {

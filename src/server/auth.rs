@@ -80,9 +80,7 @@ pub async fn authenticate(live: &Live, headers: &HeaderMap, query: Option<&str>)
             let found = introspector.check(&raw, &expect).await.map_err(Refusal::Invalid)?;
             Caller { client_id: found.client_id, scopes: found.scopes, authenticated: true, unrestricted: false }
         }
-        (None, Some(cached)) => {
-            Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true, unrestricted: false }
-        }
+        (None, Some(cached)) => Caller { client_id: cached.client_id, scopes: cached.scopes, authenticated: true, unrestricted: false },
         _ => {
             // Taken before verifying: a fetch during the check leaves the entry conservatively old.
             let generation = live.jwks.as_ref().map(|j| j.generation());

@@ -154,11 +154,19 @@ impl Server {
         let open = connections.len();
         let grace = self.state.shared.get().settings.drain;
         if self.state.log && open > 0 {
-            log_line(&format!("draining: {open} connection{} open; waiting up to {:.1} s", if open == 1 { "" } else { "s" }, grace.as_secs_f64()));
+            log_line(&format!(
+                "draining: {open} connection{} open; waiting up to {:.1} s",
+                if open == 1 { "" } else { "s" },
+                grace.as_secs_f64()
+            ));
         }
         let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await.is_ok();
         if !drained {
-            log_line(&format!("warning: drain: {} connection(s) still busy after {:.1} s; closing them", connections.len(), grace.as_secs_f64()));
+            log_line(&format!(
+                "warning: drain: {} connection(s) still busy after {:.1} s; closing them",
+                connections.len(),
+                grace.as_secs_f64()
+            ));
             connections.abort_all();
         } else if self.state.log && open > 0 {
             log_line("drained: every request in flight finished");

@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Every family, as `server.metrics.expose` names them.
-pub const FAMILIES: [&str; 8] = ["requests", "latency", "auth_failures", "rate_limited", "tool_calls", "token_cache", "jwks_fetches", "sessions"];
+pub const FAMILIES: [&str; 8] =
+    ["requests", "latency", "auth_failures", "rate_limited", "tool_calls", "token_cache", "jwks_fetches", "sessions"];
 
 /// JSON-RPC methods counted by name; any other is `other`, a request without one `-`.
 const RPC_METHODS: [&str; 9] = [
@@ -123,7 +124,8 @@ pub fn tool_call(tool: &str, ok: bool) {
         return;
     }
     let m = &*METRICS;
-    let counted = m.tool_calls.read().ok().and_then(|map| map.get(&(tool.to_owned(), ok)).map(|c| c.fetch_add(1, Ordering::Relaxed))).is_some();
+    let counted =
+        m.tool_calls.read().ok().and_then(|map| map.get(&(tool.to_owned(), ok)).map(|c| c.fetch_add(1, Ordering::Relaxed))).is_some();
     if !counted && let Ok(mut map) = m.tool_calls.write() {
         map.entry((tool.to_owned(), ok)).or_default().fetch_add(1, Ordering::Relaxed);
     }
@@ -206,7 +208,8 @@ pub fn render(expose: &[String]) -> String {
         let mut rows: Vec<_> = map.iter().map(|(k, v)| (k.clone(), read(v))).collect();
         rows.sort();
         for ((tool, ok), n) in rows {
-            let _ = writeln!(out, "mcpgen_tool_calls_total{{tool=\"{}\",outcome=\"{}\"}} {n}", label(&tool), if ok { "ok" } else { "error" });
+            let _ =
+                writeln!(out, "mcpgen_tool_calls_total{{tool=\"{}\",outcome=\"{}\"}} {n}", label(&tool), if ok { "ok" } else { "error" });
         }
     }
     if shown("token_cache") {

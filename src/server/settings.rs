@@ -102,7 +102,9 @@ impl Settings {
         }
         let tls = config.server.tls.as_ref().map(|t| (dir.join(&t.cert), dir.join(&t.key)));
         let rate_limit = match &config.security.rate_limit {
-            Some(limit) => Some(crate::server::rate_limit::Limits::new(limit).map_err(|e| anyhow::anyhow!("{}: security.rate_limit{e}", path.display()))?),
+            Some(limit) => Some(
+                crate::server::rate_limit::Limits::new(limit).map_err(|e| anyhow::anyhow!("{}: security.rate_limit{e}", path.display()))?,
+            ),
             None => None,
         };
         Ok(Settings {
