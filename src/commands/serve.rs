@@ -68,7 +68,7 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
         if listening != Some(live.port) {
             // Tokens stay valid (their audience is the profile's URL), but the client files and
             // `mcpgen client` still call the profile's port.
-            note(format!(
+            say(format!(
                 "warning: listening on port {} but profile {} says {}: client/mcp.json and `mcpgen client {}` call that port; reach this server with `mcpgen client {} --url {}`",
                 listening.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
                 live.profile,
