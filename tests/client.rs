@@ -48,7 +48,7 @@ fn lists_tools_visible_to_the_primary_token() {
     );
     // getCustomers needs customers.read, which the primary lacks: hidden.
     assert!(!run.stdout.contains("getCustomers"));
-    let log = server.requests_until_delete(from);
+    let log = server.requests_until(from, "tools/list");
     assert!(clients_in(&log).iter().all(|c| c == "svc-p"), "{log:?}");
     assert!(log.iter().any(|l| l.contains("tools/list")), "{log:?}");
 }
@@ -65,7 +65,7 @@ fn calls_a_tool_as_a_named_token() {
     assert_eq!(orders.as_array().unwrap().len(), 2);
     // Pretty-printed for people.
     assert!(run.stdout.starts_with("[\n  {\n"), "{}", run.stdout);
-    let log = server.requests_until_delete(from);
+    let log = server.requests_until(from, "tools/call");
     assert!(log.iter().any(|l| l.contains("tools/call getOrders") && l.contains("client=ci-bot") && l.contains(" 200 ")), "{log:?}");
     assert!(clients_in(&log).iter().all(|c| c == "ci-bot"), "{log:?}");
 }
@@ -98,7 +98,7 @@ fn token_choice_flag_then_env_then_client_env_then_mcp_json() {
             cmd = cmd.env("SERVICE_ACCOUNT_JWT", jwt);
         }
         cmd.run().expect(0);
-        let mut clients = clients_in(&server.requests_until_delete(from));
+        let mut clients = clients_in(&server.requests_until(from, "tools/list"));
         clients.dedup();
         clients
     };
@@ -140,7 +140,7 @@ fn header_name_and_prefix_come_from_the_server_configuration() {
     let server = env.serve(P, &["--mock"]);
     let from = server.log.len();
     env.client().args([P, "--url", &server.url, "--tool", "getOrders"]).run().expect(0);
-    assert!(clients_in(&server.requests_until_delete(from)).iter().all(|c| c == "svc-p"));
+    assert!(clients_in(&server.requests_until(from, "tools/list")).iter().all(|c| c == "svc-p"));
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn args_are_checked_against_the_tool_schema_before_the_call() {
         assert!(run.stderr.contains(&format!("error: --args: {message}")), "{args}: {}", run.stderr);
         assert!(run.stderr.contains(&format!("--tool {tool} --list-details")), "{}", run.stderr);
         // The session ends without the call ever being made.
-        let log = server.requests_until_delete(from);
+        let log = server.requests_until(from, "tools/list");
         assert!(!log.iter().any(|l| l.contains("tools/call")), "{log:?}");
     }
 }
@@ -342,7 +342,7 @@ fn expired_token_is_refused_locally_and_nothing_is_sent() {
     // Control: the same token, still valid, is accepted (so the refusal below is the expiry).
     let from = server.log.len();
     env.client().args([P, "--url", &server.url]).env("SERVICE_ACCOUNT_JWT", mint(now + 3600)).run().expect(0);
-    assert_eq!(clients_in(&server.requests_until_delete(from)).first().map(String::as_str), Some("old-bot"));
+    assert_eq!(clients_in(&server.requests_until(from, "tools/list")).first().map(String::as_str), Some("old-bot"));
 
     let expired = mint(now - 3600);
     for args in [vec![P, "--url", &server.url], vec!["--url", &server.url]] {
@@ -354,7 +354,7 @@ fn expired_token_is_refused_locally_and_nothing_is_sent() {
         assert!(!run.stderr.contains(&expired), "the token leaked: {}", run.stderr);
         // The marker run's requests are the only ones the server saw since.
         env.client().args([P, "--url", &server.url]).run().expect(0);
-        let log = server.requests_until_delete(from);
+        let log = server.requests_until(from, "tools/list");
         assert!(clients_in(&log).iter().all(|c| c == "svc-p"), "the expired token reached the server: {log:?}");
     }
 }
@@ -372,7 +372,7 @@ fn revoked_token_is_refused_locally_and_nothing_is_sent() {
     run.expect(3);
     assert!(run.stderr.contains("$SERVICE_ACCOUNT_JWT has been revoked; nothing was sent"), "{}", run.stderr);
     env.client().args([P, "--url", &server.url]).run().expect(0);
-    let log = server.requests_until_delete(from);
+    let log = server.requests_until(from, "tools/list");
     assert!(clients_in(&log).iter().all(|c| c == "svc-p"), "the revoked token reached the server: {log:?}");
 
     // The token is gone from the profile, so naming it is a usage error.
@@ -493,7 +493,13 @@ fn url_and_headers_reach_the_server() {
     assert!(run.stdout.starts_with("Tools: 1 | Prompts: 0\nToolNames:\n- echo: Echo the arguments back\n"), "{}", run.stdout);
     let requests = fake.requests();
     let posts: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
-    assert_eq!(posts.iter().map(|r| r.rpc()).collect::<Vec<_>>(), ["initialize", "notifications/initialized", "tools/list"]);
+    // The stateless revision first (refused by this handshake-era server), then the handshake.
+    assert_eq!(
+        posts.iter().map(|r| r.rpc()).collect::<Vec<_>>(),
+        ["server/discover", "initialize", "notifications/initialized", "tools/list"]
+    );
+    assert_eq!(posts[0].header("mcp-protocol-version").as_deref(), Some("2026-07-28"));
+    assert_eq!(posts[0].header("mcp-method").as_deref(), Some("server/discover"));
     for request in &requests {
         assert_eq!(request.header(SA_HEADER).as_deref(), Some(primary.as_str()), "{} {}", request.method, request.rpc());
         assert_eq!(request.header("x-team").as_deref(), Some("blue"));
@@ -518,6 +524,8 @@ fn sessions_and_protocol_version_are_sent_after_initialize() {
     let fake = FakeMcp { version: Some("2025-03-26".into()), ..FakeMcp::default() }.start();
     env.client().args([P, "--url", &fake.url, "--tool", "echo", "--args", r#"{"x": 1}"#]).run().expect(0);
     let requests = fake.requests();
+    assert_eq!(requests[0].rpc(), "server/discover");
+    let requests = &requests[1..];
     let init = &requests[0];
     assert_eq!(init.rpc(), "initialize");
     assert_eq!(init.header("mcp-session-id"), None);
@@ -569,9 +577,11 @@ fn forgotten_session_is_initialized_again_once() {
     assert_eq!(
         seen,
         [
+            ("POST".into(), "server/discover".into(), None),
             ("POST".into(), "initialize".into(), None),
             ("POST".into(), "notifications/initialized".into(), s(1)),
             ("POST".into(), "tools/list".into(), s(1)),
+            // The era is known: the re-initialize does not probe again.
             ("POST".into(), "initialize".into(), None),
             ("POST".into(), "notifications/initialized".into(), s(2)),
             ("POST".into(), "tools/list".into(), s(2)),
@@ -757,7 +767,8 @@ fn debug_traces_http_with_credentials_redacted() {
     run.expect(0);
     let stderr = &run.stderr;
     assert!(stderr.contains(&format!("> POST {}", server.url)), "{stderr}");
-    assert!(stderr.contains("\"method\":\"initialize\""), "{stderr}");
+    assert!(stderr.contains("\"method\":\"server/discover\""), "{stderr}");
+    assert!(stderr.contains("> mcp-protocol-version: 2026-07-28"), "{stderr}");
     assert!(stderr.contains("< 200 OK"), "{stderr}");
     assert!(stderr.contains("> x-oemcp-serviceaccount: <redacted>"), "{stderr}");
     assert!(stderr.contains("> x-api-key: <redacted>"), "{stderr}");

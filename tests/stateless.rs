@@ -13,6 +13,7 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
+use support::fake::{Fake, json_reply, rpc_result};
 use support::*;
 
 fn error_code(reply: &Reply) -> i64 {
@@ -179,4 +180,68 @@ async fn rmcp_client_in_discover_mode_speaks_the_stateless_revision() {
     assert!(log.contains("POST /mcp server/discover"), "{log}");
     assert!(log.contains("POST /mcp tools/call getOrder client=svc-p 200"), "{log}");
     assert!(!log.contains("initialize"), "{log}");
+}
+
+#[test]
+fn mcpgen_client_speaks_the_stateless_revision_to_mcpgen_serve() {
+    let p = Profile::sample();
+    let s = p.serve(&[]);
+    let from = s.log.len();
+    let run = p.env.cmd(&["client", "p", "--url", &s.url, "--tool", "getOrder", "--args", r#"{"orderId":"ord-1001"}"#]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = s.requests_until(from, "tools/call");
+    let rpcs: Vec<&str> = log.iter().filter_map(|l| l.split_whitespace().nth(3)).collect();
+    assert_eq!(rpcs, ["server/discover", "tools/list", "tools/call"], "{log:?}");
+    assert!(log.iter().all(|l| l.contains(" 200 ")), "{log:?}");
+}
+
+/// A stateless-revision server with one tool whose `region` argument is mirrored into a header
+/// and one tool whose annotation is invalid; every request is recorded.
+fn modern_fake() -> Fake {
+    Fake::start(|req| {
+        let message = req.json();
+        let id = message["id"].clone();
+        let result = match req.rpc().as_str() {
+            "server/discover" => json!({"resultType": "complete", "supportedVersions": [MODERN], "capabilities": {"tools": {}},
+                "serverInfo": {"name": "modern-fake", "version": "1"}, "ttlMs": 0, "cacheScope": "public"}),
+            "tools/list" => json!({"resultType": "complete", "ttlMs": 0, "cacheScope": "private", "tools": [
+                {"name": "query", "inputSchema": {"type": "object", "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"}, "sql": {"type": "string"}}}},
+                {"name": "broken", "inputSchema": {"type": "object", "properties": {
+                    "n": {"type": "number", "x-mcp-header": "N"}}}},
+            ]}),
+            "tools/call" => json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}], "isError": false}),
+            _ => {
+                return json_reply(
+                    axum::http::StatusCode::NOT_FOUND,
+                    &json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}}),
+                );
+            }
+        };
+        json_reply(axum::http::StatusCode::OK, &rpc_result(&id, result))
+    })
+}
+
+#[test]
+fn the_client_mirrors_name_and_annotated_arguments_into_headers() {
+    let env = Env::with_profile("p");
+    let fake = modern_fake();
+    let run = env.cmd(&["client", "p", "--url", &fake.url]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("- query") && !run.stdout.contains("broken"), "{}", run.stdout);
+    assert!(run.stderr.contains("leaving out tool broken"), "{}", run.stderr);
+
+    let run =
+        env.cmd(&["client", "p", "--url", &fake.url, "--tool", "query", "--args", r#"{"region": "Zürich", "sql": "select 1"}"#]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = fake.requests();
+    assert!(requests.iter().all(|r| r.method == "POST" && r.header("mcp-session-id").is_none()), "no session, no DELETE");
+    let call = requests.iter().find(|r| r.rpc() == "tools/call").expect("tools/call");
+    assert_eq!(call.header("mcp-protocol-version").as_deref(), Some(MODERN));
+    assert_eq!(call.header("mcp-method").as_deref(), Some("tools/call"));
+    assert_eq!(call.header("mcp-name").as_deref(), Some("query"));
+    assert_eq!(call.header("mcp-param-region").as_deref(), Some("=?base64?WsO8cmljaA==?="), "non-ASCII is base64");
+    let meta = &call.json()["params"]["_meta"];
+    assert_eq!(meta["io.modelcontextprotocol/protocolVersion"], MODERN);
+    assert!(meta["io.modelcontextprotocol/clientCapabilities"].is_object());
 }

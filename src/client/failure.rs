@@ -71,7 +71,7 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
             })
             .into(),
         // The message may quote the server; keep its control characters off the terminal.
-        ClientError::Rpc { .. } | ClientError::Protocol(_) | ClientError::SessionGone => {
+        ClientError::Rpc { .. } | ClientError::Protocol(_) | ClientError::Status { .. } | ClientError::SessionGone => {
             Failure::error(format!("MCP error: {}", validate::escape_controls(&e.to_string()))).into()
         }
     }

@@ -7,6 +7,7 @@
 pub mod challenge;
 pub mod failure;
 pub mod oauth;
+pub mod param_headers;
 pub mod render;
 pub mod schema;
 pub mod sse;

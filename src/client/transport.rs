@@ -1,8 +1,10 @@
-//! The MCP Streamable HTTP client: initialize → initialized → requests → DELETE, JSON or SSE
-//! replies, session ids, `MCP-Protocol-Version` on every request after initialize, one
-//! re-initialize when the server forgets the session (404), and typed failures that map to the
-//! CLI's exit codes. `debug` traces every exchange (through `logging::trace`) with credentials
-//! redacted.
+//! The MCP Streamable HTTP client, dual-era: it first asks `server/discover` in protocol
+//! 2026-07-28 (stateless: `_meta` on every request, `Mcp-Method`/`Mcp-Name`/`Mcp-Param-*`
+//! headers, no session) and, when the answer is not a recognized modern one, falls back to the
+//! handshake (initialize → initialized → requests → DELETE, session ids, `MCP-Protocol-Version`
+//! after initialize, one re-initialize when the server forgets the session). JSON or SSE replies,
+//! and typed failures that map to the CLI's exit codes. `debug` traces every exchange (through
+//! `logging::trace`) with credentials redacted.
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +14,13 @@ use serde_json::{Map, Value, json};
 
 use crate::client::challenge;
 use crate::client::oauth::OAuthProvider;
+use crate::client::param_headers::{self, ParamHeaders};
 use crate::client::sse;
 use crate::logging::trace;
-use crate::mcp::jsonrpc::{Id, Message};
-use crate::mcp::messages::{CallToolParams, CallToolResult, Implementation, InitializeParams, InitializeResult, ListPromptsResult};
+use crate::mcp::jsonrpc::{HEADER_MISMATCH, Id, MISSING_CLIENT_CAPABILITY, Message};
+use crate::mcp::messages::{
+    CallToolParams, CallToolResult, DiscoverResult, Implementation, InitializeParams, InitializeResult, ListPromptsResult,
+};
 use crate::mcp::messages::{ListToolsResult, PageParams, Tool};
 use crate::mcp::{self, LATEST_VERSION, method};
 use crate::net;
@@ -49,6 +54,9 @@ pub enum ClientError {
     /// 429 from the server's rate limit, with its `Retry-After` (seconds) when it sent one.
     #[error("the server's rate limit refused the request (HTTP 429{})", .retry_after.map(|d| format!(", retry after {} s", d.as_secs())).unwrap_or_default())]
     RateLimited { retry_after: Option<Duration> },
+    /// An HTTP status the protocol gives no meaning to here (no JSON-RPC error in the body).
+    #[error("the server answered HTTP {status}")]
+    Status { status: u16 },
     /// The server no longer knows our session (404 to a request that carried one).
     #[error("the server does not know the session (404)")]
     SessionGone,
@@ -82,6 +90,12 @@ pub struct McpClient {
     oauth: Option<OAuthProvider>,
     session: Option<String>,
     version: Option<String>,
+    /// The server answered `server/discover`: every request is stateless (protocol 2026-07-28).
+    modern: bool,
+    /// The server is known to speak only the handshake era: do not probe again.
+    legacy_only: bool,
+    /// `x-mcp-header` parameters of each listed tool, mirrored into headers on a modern call.
+    param_headers: std::collections::HashMap<String, ParamHeaders>,
     next_id: i64,
     debug: bool,
     pub server_info: Implementation,
@@ -107,6 +121,9 @@ impl McpClient {
             oauth,
             session: None,
             version: None,
+            modern: false,
+            legacy_only: false,
+            param_headers: Default::default(),
             next_id: 1,
             debug,
             server_info: Implementation::default(),
@@ -114,10 +131,67 @@ impl McpClient {
         })
     }
 
-    /// initialize, then the initialized notification.
+    /// Whether the server speaks the stateless revision (after [`McpClient::initialize`]).
+    pub fn is_modern(&self) -> bool {
+        self.modern
+    }
+
+    /// The protocol version in use (after [`McpClient::initialize`]).
+    pub fn protocol_version(&self) -> Option<&str> {
+        if self.modern { Some(mcp::MODERN_VERSION) } else { self.version.as_deref() }
+    }
+
+    /// Learn what the server speaks: `server/discover` in the stateless revision first, and the
+    /// `initialize` handshake when the server's answer is not a recognized modern one (the
+    /// transport specification's backward-compatibility rule). The era found is kept, so a
+    /// re-initialize after a forgotten session does not probe again.
     pub async fn initialize(&mut self) -> Result<(), ClientError> {
+        if !self.legacy_only {
+            match self.discover().await {
+                Ok(()) => return Ok(()),
+                Err(e) if !falls_back(&e) => return Err(e),
+                Err(e) => {
+                    if self.debug {
+                        trace("!", &format!("no modern answer to server/discover ({e}); initializing in the handshake era"));
+                    }
+                    self.legacy_only = true;
+                }
+            }
+        }
+        self.handshake().await
+    }
+
+    /// `server/discover`; on success the client is modern.
+    async fn discover(&mut self) -> Result<(), ClientError> {
         self.session = None;
         self.version = None;
+        self.modern = true;
+        let id = self.take_id();
+        let message = Message::request(id.clone(), method::DISCOVER, Some(with_meta(None)));
+        let result = self.exchange(&message, Some(&id)).await.and_then(|(reply, _)| rpc_result::<DiscoverResult>(reply));
+        let result = match result {
+            Ok(result) if result.supported_versions.iter().any(|v| mcp::is_modern(v)) => result,
+            Ok(_) => {
+                self.modern = false;
+                return Err(ClientError::Protocol("server/discover lists no version of the stateless revision mcpgen speaks".into()));
+            }
+            Err(e) => {
+                self.modern = false;
+                return Err(e);
+            }
+        };
+        let from_meta =
+            result.meta.as_ref().and_then(|m| m.get(mcp::meta::SERVER_INFO)).and_then(|v| serde_json::from_value(v.clone()).ok());
+        self.server_info = from_meta.unwrap_or(result.server_info);
+        self.capabilities = result.capabilities;
+        Ok(())
+    }
+
+    /// initialize, then the initialized notification.
+    async fn handshake(&mut self) -> Result<(), ClientError> {
+        self.session = None;
+        self.version = None;
+        self.modern = false;
         let params = InitializeParams {
             protocol_version: LATEST_VERSION.into(),
             capabilities: Map::new(),
@@ -144,6 +218,7 @@ impl McpClient {
 
     /// A request and its typed result; a 404 (session gone) re-initializes once and retries.
     pub async fn request<T: DeserializeOwned>(&mut self, method: &str, params: Option<Value>) -> Result<T, ClientError> {
+        let params = if self.modern { Some(with_meta(params)) } else { params };
         let id = self.take_id();
         match self.exchange(&Message::request(id.clone(), method, params.clone()), Some(&id)).await {
             Err(ClientError::SessionGone) => {
@@ -159,7 +234,23 @@ impl McpClient {
 
     /// Every tool, following `nextCursor`.
     pub async fn list_tools(&mut self) -> Result<Vec<Tool>, ClientError> {
-        self.list_all(method::TOOLS_LIST, |page: ListToolsResult| (page.tools, page.next_cursor)).await
+        let tools = self.list_all(method::TOOLS_LIST, |page: ListToolsResult| (page.tools, page.next_cursor)).await?;
+        if !self.modern {
+            return Ok(tools);
+        }
+        // The revision: a tool whose `x-mcp-header` annotations are invalid is left out, with a
+        // warning; the others' annotations are kept to mirror their arguments on a call.
+        let mut kept = Vec::with_capacity(tools.len());
+        for tool in tools {
+            match param_headers::of_schema(&tool.input_schema) {
+                Ok(headers) => {
+                    self.param_headers.insert(tool.name.clone(), headers);
+                    kept.push(tool);
+                }
+                Err(why) => tracing::warn!("leaving out tool {}: {}", printable(&tool.name), printable(&why)),
+            }
+        }
+        Ok(kept)
     }
 
     /// Every prompt, when the server has the prompts capability.
@@ -224,6 +315,28 @@ impl McpClient {
         }
     }
 
+    /// The headers a stateless request mirrors from its body: version, method, the tool's name
+    /// and its `x-mcp-header` arguments.
+    fn modern_headers(&self, message: &Message) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
+        let method = message.method.as_deref().unwrap_or("");
+        let mut out = vec![
+            (HeaderName::from_static(mcp::VERSION_HEADER), HeaderValue::from_static(mcp::MODERN_VERSION)),
+            (HeaderName::from_static(mcp::METHOD_HEADER), header_value(method)?),
+        ];
+        if method == method::TOOLS_CALL {
+            let params = message.params.as_ref();
+            let name = params.and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
+            out.push((HeaderName::from_static(mcp::NAME_HEADER), header_value(&param_headers::encode(name))?));
+            if let (Some(headers), Some(arguments)) = (self.param_headers.get(name), params.and_then(|p| p.get("arguments"))) {
+                for (header, value) in headers.values(arguments) {
+                    let name = HeaderName::from_bytes(header.as_bytes()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    out.push((name, header_value(&value)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn take_id(&mut self) -> Id {
         let id = self.next_id;
         self.next_id += 1;
@@ -277,6 +390,7 @@ impl McpClient {
 
     async fn exchange_once(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
         let body = serde_json::to_string(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let modern_headers = if self.modern { self.modern_headers(message)? } else { Vec::new() };
         let mut request = self
             .http
             .post(&self.url)
@@ -291,6 +405,9 @@ impl McpClient {
         }
         if let Some(version) = &self.version {
             request = request.header(mcp::VERSION_HEADER, version.as_str());
+        }
+        for (name, value) in modern_headers {
+            request = request.header(name, value);
         }
         let request = request.body(body.clone()).build().map_err(|e| ClientError::Protocol(format!("cannot build request: {e}")))?;
         if self.debug {
@@ -338,7 +455,7 @@ impl McpClient {
             {
                 return Err(ClientError::Rpc { code: e.code, message: format!("HTTP {status}: {}", e.message) });
             }
-            return Err(ClientError::Protocol(format!("the server answered HTTP {status}")));
+            return Err(ClientError::Status { status: status.as_u16() });
         }
         let reply = if content_type.starts_with("text/event-stream") {
             self.read_sse(response, expect_id).await?
@@ -423,11 +540,57 @@ fn find_reply(value: Value, expect_id: Option<&Id>) -> Result<Option<Message>, C
         .ok_or_else(|| ClientError::Protocol(format!("no response with id {} in the reply", json!(id))))
 }
 
+/// Whether a failed `server/discover` means "not a modern server" (fall back to the handshake)
+/// rather than a failure to report: authentication, reachability and the revision's own
+/// request errors are reported; anything else — a 4xx without a modern error, a JSON-RPC error
+/// of another kind, a reply that is no `DiscoverResult` — falls back.
+fn falls_back(e: &ClientError) -> bool {
+    match e {
+        ClientError::Refused { .. }
+        | ClientError::Unreachable { .. }
+        | ClientError::TokenEndpoint { .. }
+        | ClientError::RateLimited { .. } => false,
+        ClientError::Rpc { code, .. } => ![HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY].contains(code),
+        // A redirect or a server error is no answer about the protocol: report it.
+        ClientError::Status { status } => (400..500).contains(status),
+        ClientError::SessionGone | ClientError::Protocol(_) => true,
+    }
+}
+
+/// `params` with the `_meta` every stateless request carries.
+fn with_meta(params: Option<Value>) -> Value {
+    let mut params = match params {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let meta = params.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert(mcp::meta::PROTOCOL_VERSION.into(), json!(mcp::MODERN_VERSION));
+        meta.insert(mcp::meta::CLIENT_CAPABILITIES.into(), json!({}));
+        meta.insert(mcp::meta::CLIENT_INFO.into(), json!({"name": "mcpgen", "version": env!("CARGO_PKG_VERSION")}));
+    }
+    Value::Object(params)
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, ClientError> {
+    HeaderValue::from_str(text).map_err(|_| ClientError::Protocol(format!("{} cannot be sent as a header", printable(text))))
+}
+
 /// The typed result of a response, or its error.
 fn rpc_result<T: DeserializeOwned>(reply: Option<Message>) -> Result<T, ClientError> {
     let reply = reply.ok_or_else(|| ClientError::Protocol("the server sent no response".into()))?;
     if let Some(error) = reply.error {
         return Err(ClientError::Rpc { code: error.code, message: error.message });
+    }
+    // Protocol 2026-07-28: `input_required` asks the client for input (MRTR), which mcpgen does
+    // not provide; a missing `resultType` is `complete`.
+    if let Some(kind) = reply.result.as_ref().and_then(|r| r.get("resultType")).and_then(Value::as_str)
+        && kind != "complete"
+    {
+        return Err(ClientError::Protocol(format!(
+            "the server answered with resultType {:?}, which mcpgen does not handle",
+            printable(kind)
+        )));
     }
     serde_json::from_value(reply.result.unwrap_or(Value::Null))
         .map_err(|e| ClientError::Protocol(format!("the server sent a malformed result ({})", printable(&e.to_string()))))

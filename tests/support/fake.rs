@@ -255,6 +255,14 @@ impl FakeMcp {
                 response.headers_mut().insert("mcp-session-id", format!("session-{n}").parse().unwrap());
                 return response;
             }
+            // As the SDKs' handshake-era servers do: no session, no request (this is what a
+            // dual-era client's `server/discover` probe meets).
+            if req.header("mcp-session-id").is_none() {
+                return json_reply(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "Bad Request: No valid session ID provided"}}),
+                );
+            }
             if self.forget_session_once && !forgot.swap(true, Ordering::SeqCst) {
                 return json_reply(
                     StatusCode::NOT_FOUND,

@@ -189,10 +189,12 @@ impl Server {
     }
 
     /// The request lines (method, rpc, tool, client, status) of the log from line `from` up to
-    /// the DELETE that ends a client run.
+    /// the first that names `rpc` (e.g. the `tools/list` or `tools/call` that ends a client run:
+    /// against this server the client speaks the stateless revision, with no DELETE at the end).
     #[track_caller]
-    pub fn requests_until_delete(&self, from: usize) -> Vec<String> {
-        self.log.wait_for(from, |l| l.contains(" DELETE /mcp "))
+    pub fn requests_until(&self, from: usize, rpc: &str) -> Vec<String> {
+        let needle = format!(" {rpc} ");
+        self.log.wait_for(from, |l| l.contains(&needle))
     }
 
     /// Send SIGTERM (what a platform does to stop a service).
