@@ -130,7 +130,7 @@ fn note_hidden_tools(root: &Path, args: &crate::cli::ClientArgs, listed: usize) 
 
 /// A `--url` that answers 404 to the first request usually lacks the `/mcp` path.
 fn initialize_error(e: ClientError, url: Option<&str>, hints: &Hints) -> anyhow::Error {
-    let not_found = matches!(&e, ClientError::Protocol(m) if m.contains("HTTP 404"));
+    let not_found = matches!(&e, ClientError::Status { status: 404 });
     let endpoint = url.and_then(|u| url::Url::parse(u).ok());
     match endpoint {
         Some(endpoint) if not_found && !endpoint.path().trim_end_matches('/').ends_with("/mcp") => {
