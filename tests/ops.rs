@@ -318,3 +318,123 @@ fn client_waits_out_a_short_retry_after_once_and_fails_with_6_on_a_long_one() {
     assert!(out.stderr.contains("rate limit") && out.stderr.contains("hint:"), "{}", out.stderr);
     assert_clean_stderr(&out.stderr);
 }
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("rcgen");
+    (generated.cert.pem(), generated.signing_key.serialize_pem())
+}
+
+/// An https client that trusts only `cert` and opens a new connection per request (so each
+/// request sees the certificate served at that moment).
+fn trusting(cert: &str) -> reqwest::Client {
+    http_client();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert.as_bytes()).expect("certificate")])
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("https client")
+}
+
+/// Replace `path` atomically with `text`.
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn tls_serves_https_and_new_connections_get_a_renewed_certificate() {
+    let p = Profile::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert1, key1) = self_signed();
+    replace(&cert_path, &cert1);
+    replace(&key_path, &key1);
+    p.edit_config(|doc| doc["server"]["tls"] = json!({"cert": cert_path, "key": key_path}));
+    let s = p.serve(&[]);
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    let token = p.token();
+    let old = trusting(&cert1);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "tls-test", "version": "1"}}});
+    let reply = send(Auth::sa(&token).apply(old.post(&s.url)).header("accept", "application/json").json(&init)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["result"]["serverInfo"]["name"], "mcpgen");
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(s.http.get(format!("{}/healthz", s.base.replace("https://", "http://"))).send().await.is_err());
+    // The resource metadata names the https URL.
+    let metadata = send(old.get(format!("{}/.well-known/oauth-protected-resource/mcp", s.base))).await;
+    assert_eq!(metadata.json()["resource"], s.url);
+
+    // Renewal: new files, no restart; new connections get the new certificate.
+    let (cert2, key2) = self_signed();
+    replace(&key_path, &key2);
+    replace(&cert_path, &cert2);
+    let new = trusting(&cert2);
+    eventually("the renewed certificate", RELOAD_DEADLINE, || async {
+        match new.get(format!("{}/healthz", s.base)).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // (A fresh client: one that connected before may resume its TLS session without a certificate.)
+    assert!(trusting(&cert1).get(format!("{}/healthz", s.base)).send().await.is_err(), "the old certificate is no longer served");
+    s.wait_for_stderr("reloaded the TLS certificate").await;
+
+    // A broken renewal keeps the last good certificate.
+    replace(&cert_path, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
+    s.wait_for_stderr("TLS certificate not reloaded, keeping the last good one").await;
+    assert_eq!(new.get(format!("{}/healthz", s.base)).send().await.unwrap().status(), 200);
+
+    // mcpgen's own client over https, trusting the certificate through SSL_CERT_FILE.
+    replace(&cert_path, &cert2);
+    let bundle = dir.path().join("bundle.pem");
+    replace(&bundle, &cert2);
+    let out = p.env.cmd(&["client", "p", "--url", &s.url, "--tool", "getOrders"]).env("SSL_CERT_FILE", &bundle).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn tls_flags_need_each_other_and_name_a_bad_file() {
+    let p = Profile::sample();
+    let out = p.env.cmd(&["serve", "p", "--port", "0", "--tls-cert", "c.pem"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--tls-key"), "{}", out.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _) = self_signed();
+    let (_, other_key) = self_signed();
+    let (cert_path, key_path) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    replace(&cert_path, &cert);
+    replace(&key_path, &other_key);
+    let out = p.env.cmd(&["serve", "p", "--port", "0", "--tls-cert"]).arg(&cert_path).arg("--tls-key").arg(&key_path).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("k.pem does not belong to") && out.stderr.contains("hint:"), "{}", out.stderr);
+    let out = p.env.cmd(&["serve", "p", "--port", "0", "--tls-cert", "/nonexistent/c.pem", "--tls-key"]).arg(&key_path).run();
+    assert!(out.stderr.contains("/nonexistent/c.pem"), "{}", out.stderr);
+    assert_clean_stderr(&out.stderr);
+}
+
+#[tokio::test]
+async fn the_mcp_python_sdk_calls_tools_over_tls_trusting_the_certificate_through_ssl_cert_file() {
+    let p = Profile::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert, key) = self_signed();
+    replace(&cert_path, &cert);
+    replace(&key_path, &key);
+    let s = p.serve(&["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()]);
+    let token = p.token();
+    let (url, bundle) = (s.url.clone(), cert_path.display().to_string());
+    let report = tokio::task::spawn_blocking(move || {
+        support::peers::run_python_with_env("mcp_client.py", &[&url, SA_HEADER, &token], &[("SSL_CERT_FILE", &bundle)])
+    })
+    .await
+    .unwrap();
+    assert_eq!(report["server_name"], "mcpgen");
+    assert_eq!(report["call"]["is_error"], false, "{report}");
+    s.wait_for_stderr("tools/call getOrders client=svc-p 200").await;
+}

@@ -79,7 +79,7 @@ pub fn run(root: Option<PathBuf>, args: crate::cli::DemoArgs) -> Result<ExitCode
 
 async fn tour(root: &Path, name: &str, say: &mut impl FnMut(String)) -> Result<ExitCode> {
     let shared = Shared::new(Source { root: root.to_path_buf(), profile: name.to_owned(), mock: true, downstream: None })?;
-    let server = Server::bind(shared, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), false).await?;
+    let server = Server::bind(shared, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), false, None).await?;
     let url = server.url();
     say(format!("3. Serve it (mock mode, answers from the spec's examples) at {url}"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

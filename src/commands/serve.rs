@@ -33,10 +33,22 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
         }
     };
     let port = args.port.unwrap_or(shared.get().port);
+    // Flags name files relative to the working directory; server.tls relative to the profile.
+    let tls_files = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        _ => shared.get().settings.tls.clone(),
+    };
+    let certificates = match &tls_files {
+        Some((cert, key)) => Some(crate::server::tls::Certificates::load(cert, key).map_err(|e| {
+            Failure::usage(format!("TLS: {}", crate::error::one_line(&e)))
+                .hint("give a PEM certificate chain and its PEM private key (--tls-cert/--tls-key or server.tls)")
+        })?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let addr = SocketAddr::new(ip, port);
-        let server = Server::bind(shared.clone(), addr, true).await.map_err(|e| {
+        let server = Server::bind(shared.clone(), addr, true, certificates).await.map_err(|e| {
             Failure::error(format!("cannot listen on {addr} ({e})"))
                 .hint("another process may hold the port; pick another with --port, or --port 0 for any free one")
         })?;
@@ -78,8 +90,8 @@ pub fn run(root: &Path, args: crate::cli::ServeArgs) -> Result<ExitCode> {
                 server.url()
             ));
         }
-        if !ip.is_loopback() {
-            say("warning: listening beyond loopback; put TLS in front of it before exposing tokens to a network");
+        if !ip.is_loopback() && tls_files.is_none() {
+            say("warning: listening beyond loopback without TLS; pass --tls-cert/--tls-key or put TLS in front of it before exposing tokens to a network");
         }
         drop(live);
         server.run(shutdown_signal()).await?;

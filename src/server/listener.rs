@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::server::access_log::log_line;
 use crate::server::router::{AppState, router};
 use crate::server::sessions::Sessions;
+use crate::server::tls::Certificates;
 use crate::server::watch::Shared;
 
 /// Largest request head (request line plus headers).
@@ -30,11 +31,21 @@ pub struct Server {
     listener: TcpListener,
     state: Arc<AppState>,
     pub addr: SocketAddr,
+    /// HTTPS: the certificates (reloaded by their watcher) and the handshake they serve.
+    tls: Option<(Arc<Certificates>, tokio_rustls::TlsAcceptor)>,
 }
 
 impl Server {
-    /// Bind `addr` and prepare the routes. The watcher that reloads the profile starts with [`run`].
-    pub async fn bind(shared: Arc<Shared>, addr: SocketAddr, log: bool) -> anyhow::Result<Server> {
+    /// Bind `addr` and prepare the routes; with `tls`, serve HTTPS. The watchers that reload the
+    /// profile and the certificate start with [`run`].
+    pub async fn bind(shared: Arc<Shared>, addr: SocketAddr, log: bool, tls: Option<Arc<Certificates>>) -> anyhow::Result<Server> {
+        let tls = match tls {
+            Some(certificates) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(certificates.server_config()?);
+                Some((certificates, acceptor))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let host = match addr {
@@ -46,11 +57,11 @@ impl Server {
         let state = Arc::new(AppState {
             shared,
             sessions: Sessions::default(),
-            base_url: format!("http://{host}:{}", addr.port()),
+            base_url: format!("{}://{host}:{}", if tls.is_some() { "https" } else { "http" }, addr.port()),
             path: "/mcp".into(),
             log,
         });
-        Ok(Server { listener, state, addr })
+        Ok(Server { listener, state, addr, tls })
     }
 
     /// The MCP endpoint URL.
@@ -62,6 +73,9 @@ impl Server {
     /// finish within `server.drain_seconds`, and return.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         self.state.shared.spawn_watcher();
+        if let Some((certificates, _)) = &self.tls {
+            certificates.spawn_watcher();
+        }
         let app = router(Arc::clone(&self.state));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -115,29 +129,19 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let app = app.clone().layer(axum::Extension(PeerIp(peer.ip())));
             let service = hyper_util::service::TowerToHyperService::new(app);
-            let mut stop = stop_rx.clone();
+            let stop = stop_rx.clone();
             let idle_timeout = self.state.shared.get().settings.idle_timeout;
+            let acceptor = self.tls.as_ref().map(|(_, acceptor)| acceptor.clone());
             connections.spawn(async move {
                 let _permit = permit;
                 let _slot = slot;
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                // max_buf_size alone is a soft limit: a head that arrives in one large read is
-                // parsed whole, so the head size is also capped where it is parsed. (hyper's
-                // default of 100 headers stays: setting it moves them to the heap.) The head
-                // timeout also runs while a kept-alive connection waits for its next request,
-                // so it is the idle timeout too.
-                builder
-                    .max_buf_size(MAX_HEAD_BYTES)
-                    .max_header_size(MAX_HEAD_BYTES)
-                    .header_read_timeout(idle_timeout)
-                    .timer(hyper_util::rt::TokioTimer::new());
-                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stopped(&mut stop) => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
+                match acceptor {
+                    None => serve_connection(stream, service, idle_timeout, stop).await,
+                    // The handshake is bounded like a request head; a failed one just closes.
+                    Some(acceptor) => {
+                        if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, acceptor.accept(stream)).await {
+                            serve_connection(stream, service, idle_timeout, stop).await;
+                        }
                     }
                 }
             });
@@ -172,6 +176,37 @@ impl Server {
             log_line("drained: every request in flight finished");
         }
         Ok(())
+    }
+}
+
+/// Serve one connection (plain or TLS) with hyper until it closes or the drain begins; then
+/// its request in flight finishes and it closes.
+async fn serve_connection<I>(
+    io: I,
+    service: hyper_util::service::TowerToHyperService<axum::Router>,
+    idle_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // max_buf_size alone is a soft limit: a head that arrives in one large read is parsed
+    // whole, so the head size is also capped where it is parsed. (hyper's default of 100
+    // headers stays: setting it moves them to the heap.) The head timeout also runs while a
+    // kept-alive connection waits for its next request, so it is the idle timeout too.
+    builder
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
+        .header_read_timeout(idle_timeout)
+        .timer(hyper_util::rt::TokioTimer::new());
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod settings;
 pub mod snapshot;
 pub mod stateless;
+pub mod tls;
 pub mod token_cache;
 pub mod tools;
 pub mod watch;

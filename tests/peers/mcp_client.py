@@ -2,11 +2,15 @@
 
 Usage: mcp_client.py URL HEADER TOKEN. Connects with HEADER: TOKEN on every request,
 initializes, lists the tools, calls getOrders with no arguments, and prints one JSON object
-with what it saw. Any failure is an exception (non-zero exit, traceback on stderr).
+with what it saw. Any failure is an exception (non-zero exit, traceback on stderr). For an
+https URL, SSL_CERT_FILE names the CA bundle to trust (as httpx itself reads it when it trusts
+the environment, which this script does not, for the proxy's sake).
 """
 
 import asyncio
 import json
+import os
+import ssl
 import sys
 
 import httpx
@@ -16,7 +20,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 async def main(url: str, header: str, token: str) -> dict:
     # trust_env=False: loopback never goes through a proxy the environment names.
-    async with httpx.AsyncClient(headers={header: token}, timeout=30, trust_env=False) as http:
+    ca_file = os.environ.get("SSL_CERT_FILE")
+    verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    async with httpx.AsyncClient(headers={header: token}, timeout=30, trust_env=False, verify=verify) as http:
         async with streamable_http_client(url, http_client=http) as (read, write, session_id):
             async with ClientSession(read, write) as session:
                 init = await session.initialize()

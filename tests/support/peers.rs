@@ -252,8 +252,14 @@ fn hex(bytes: &[u8]) -> String {
 /// JSON. A failure panics with the script's stderr.
 #[track_caller]
 pub fn run_python(script: &str, args: &[&str]) -> Value {
+    run_python_with_env(script, args, &[])
+}
+
+/// [`run_python`] with extra environment variables (e.g. `SSL_CERT_FILE` for a test CA).
+pub fn run_python_with_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
     let path = inputs_dir().join(script);
     let output = Command::new(python())
+        .envs(env.iter().copied())
         .arg(&path)
         .args(args)
         .env_remove("HTTP_PROXY")

@@ -159,7 +159,9 @@ impl Server {
         let mut child = cmd.spawn();
         let (log, stderr_reader) = Log::collect(child.stderr.take().expect("stderr pipe"));
         let first = first_line(child.stdout.take().expect("stdout pipe"));
-        let Some(url) = first.filter(|l| l.starts_with("http://127.0.0.1:") && l.ends_with("/mcp")) else {
+        let Some(url) =
+            first.filter(|l| (l.starts_with("http://127.0.0.1:") || l.starts_with("https://127.0.0.1:")) && l.ends_with("/mcp"))
+        else {
             let _ = child.kill();
             let _ = child.wait();
             let _ = stderr_reader.join();
