@@ -34,6 +34,10 @@ pub struct ServerSection {
     pub host: String,
     /// Origins allowed besides loopback ones (DNS-rebinding protection, MCP transport spec).
     pub allowed_origins: Vec<String>,
+    /// The MCP endpoint's URL as clients reach it (behind a reverse proxy or load balancer),
+    /// e.g. `https://mcp.example.com/mcp`: what the RFC 9728 metadata, its link in a 401
+    /// challenge and the JWKS link name. `null`: the address `serve` listens on.
+    pub public_url: Option<String>,
     /// Connections served at once (read at start); more wait in the kernel's accept queue.
     pub max_connections: usize,
     /// Connections one client address may hold at once (read at start); more are closed at
@@ -122,6 +126,7 @@ impl Default for ServerSection {
             name: "mcpgen".into(),
             host: "127.0.0.1".into(),
             allowed_origins: Vec::new(),
+            public_url: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             body_timeout_seconds: DEFAULT_BODY_TIMEOUT_SECONDS,

@@ -118,3 +118,34 @@ async fn a_session_secret_from_the_environment_decides_which_replicas_agree() {
     let short = p.env.cmd(&["serve", "p", "--bind", "127.0.0.1", "--port", "0"]).env("MCPGEN_SESSION_SECRET", "too-short").run();
     assert_refused(&short, 2, &["MCPGEN_SESSION_SECRET", "32 bytes"]);
 }
+
+#[tokio::test]
+async fn behind_a_proxy_the_metadata_names_the_public_url() {
+    let p = Profile::sample();
+    let (a, b) = (p.serve(&[]), p.serve(&[]));
+    let nginx = Nginx::round_robin_on_free_port(&[addr(&a), addr(&b)]);
+    let public = format!("{}/mcp", nginx.base);
+    p.edit_config(|c| c["server"]["public_url"] = json!(public));
+    let http = reqwest::Client::new();
+    // Each replica reloads the configuration; then a 401 through the proxy links the metadata
+    // at the proxy, and the metadata names the proxy's URL as the resource.
+    let expected = format!("resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"", nginx.base);
+    for s in [&a, &b] {
+        eventually("the public URL in the challenge", RELOAD_DEADLINE, || async {
+            let reply = send(s.post().json(&modern_body("tools/list", json!({})))).await;
+            let challenge = reply.header("www-authenticate").unwrap_or_default().to_owned();
+            if challenge.contains(&expected) { Ok(()) } else { Err(challenge) }
+        })
+        .await;
+    }
+    let metadata = send(http.get(format!("{}/.well-known/oauth-protected-resource/mcp", nginx.base))).await.json();
+    assert_eq!(metadata["resource"], public.as_str());
+    assert_eq!(metadata["jwks_uri"], format!("{}/.well-known/jwks.json", nginx.base));
+
+    // A URL that is not one is refused at start, naming the file and the key.
+    p.edit_config(|c| c["server"]["public_url"] = json!("ftp://user:pw@example.com/mcp"));
+    let run = p.env.cmd(&["serve", "p", "--bind", "127.0.0.1", "--port", "0"]).run();
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("mcp_server_config.json") && run.stderr.contains("server.public_url"), "{}", run.stderr);
+    assert!(!run.stderr.contains("pw@"), "{}", run.stderr);
+}

@@ -66,7 +66,7 @@ impl Server {
 
     /// The MCP endpoint URL.
     pub fn url(&self) -> String {
-        self.state.resource()
+        self.state.listening_url()
     }
 
     /// Serve until `shutdown` completes, then drain: stop accepting, let requests in flight

@@ -60,11 +60,27 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn metadata_url(&self) -> String {
-        format!("{}/.well-known/oauth-protected-resource{}", self.base_url, self.path)
+    /// Origin and path of the endpoint as clients reach it: `server.public_url`, else the
+    /// address `serve` listens on.
+    pub fn public<'a>(&'a self, live: &'a Live) -> (&'a str, &'a str) {
+        match &live.settings.public_url {
+            Some((origin, path)) => (origin, path),
+            None => (&self.base_url, &self.path),
+        }
     }
 
-    pub fn resource(&self) -> String {
+    pub fn metadata_url(&self, live: &Live) -> String {
+        let (origin, path) = self.public(live);
+        format!("{origin}/.well-known/oauth-protected-resource{path}")
+    }
+
+    pub fn resource(&self, live: &Live) -> String {
+        let (origin, path) = self.public(live);
+        format!("{origin}{path}")
+    }
+
+    /// The endpoint on the address `serve` listens on.
+    pub fn listening_url(&self) -> String {
         format!("{}{}", self.base_url, self.path)
     }
 }
@@ -115,8 +131,9 @@ async fn gate(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
         response.extensions_mut().insert(crate::server::access_log::Refused("origin_not_allowed".into()));
         return Err(response);
     }
-    let caller =
-        auth::authenticate(live, headers, query).await.map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url()))?;
+    let caller = auth::authenticate(live, headers, query)
+        .await
+        .map_err(|refusal| auth::refusal_response(live, &refusal, &state.metadata_url(live)))?;
     crate::server::rate_limit::admit(&state.shared.limiter, live.settings.rate_limit.as_ref(), &caller)?;
     Ok(caller)
 }
@@ -395,7 +412,7 @@ pub(crate) fn authorize_calls(
             if !caller.has_all(needed) {
                 log.rpc = method::TOOLS_CALL.into();
                 log.tool = name.to_owned();
-                return Err(auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url()));
+                return Err(auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url(live)));
             }
         }
     }

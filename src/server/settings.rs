@@ -21,6 +21,8 @@ pub struct Settings {
     pub algorithms: Vec<Alg>,
     pub authorization: Authorization,
     pub allowed_origins: Vec<String>,
+    /// `server.public_url`: where clients reach `/mcp` (origin and path), checked.
+    pub public_url: Option<(String, String)>,
     pub scopes_supported: Vec<String>,
     pub host: String,
     pub openapi: crate::config::OpenApiSection,
@@ -100,6 +102,16 @@ impl Settings {
                 );
             }
         }
+        let public_url = match &config.server.public_url {
+            None => None,
+            Some(text) => Some(public_url(text).map_err(|why| {
+                anyhow::anyhow!(
+                    "{}: server.public_url {:?} {why}",
+                    path.display(),
+                    crate::validate::printable(&crate::net::redact_url(text))
+                )
+            })?),
+        };
         let tls = config.server.tls.as_ref().map(|t| (dir.join(&t.cert), dir.join(&t.key)));
         let rate_limit = match &config.security.rate_limit {
             Some(limit) => Some(
@@ -112,6 +124,7 @@ impl Settings {
             algorithms,
             authorization: config.security.authorization,
             allowed_origins: config.server.allowed_origins,
+            public_url,
             scopes_supported,
             host: config.server.host,
             openapi: config.openapi,
@@ -126,6 +139,20 @@ impl Settings {
             rate_limit,
         })
     }
+}
+
+/// `server.public_url` as origin (`https://host[:port]`) and path: an http(s) URL without
+/// credentials, query or fragment.
+fn public_url(text: &str) -> std::result::Result<(String, String), &'static str> {
+    let url = url::Url::parse(text).map_err(|_| "is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("is not an http(s) URL with a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry credentials, a query or a fragment");
+    }
+    let path = url.path().trim_end_matches('/');
+    Ok((url.origin().ascii_serialization(), if path.is_empty() { "/mcp".to_owned() } else { path.to_owned() }))
 }
 
 /// The algorithms a token may be signed with. Each `algorithms` entry must name an asymmetric

@@ -15,14 +15,14 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Response {
     let live = state.shared.get();
     let sa = &live.settings.sa;
     let mut doc = json!({
-        "resource": state.resource(),
+        "resource": state.resource(&live),
         "bearer_methods_supported": sa.bearer_methods_supported,
         "scopes_supported": live.settings.scopes_supported,
         "resource_name": format!("mcpgen {}", live.profile),
     });
     let jwks_uri = match (&sa.jwks_uri, sa.mode) {
         (Some(uri), crate::config::Mode::Oauth) => uri.clone(),
-        _ => format!("{}/.well-known/jwks.json", state.base_url),
+        _ => format!("{}/.well-known/jwks.json", state.public(&live).0),
     };
     doc["jwks_uri"] = json!(jwks_uri);
     let mut servers = sa.authorization_servers.clone();
