@@ -39,6 +39,29 @@ pub struct Target {
 
 /// Work out URL, headers and credentials from the flags, the environment and the profile.
 pub fn resolve_target(root: &Path, args: &Request, env: &dyn Fn(&str) -> Option<String>) -> Result<Target> {
+    let Headers { url, headers, hints } = resolve_headers(root, args, env)?;
+    let oauth = args.oauth.as_deref().map(|path| oauth_provider(path, &url, env)).transpose()?;
+    Ok(Target { url, headers, oauth, hints })
+}
+
+/// The OAuth client-credentials provider of an `--oauth` file, for the MCP endpoint `url`.
+pub fn oauth_provider(path: &Path, url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<OAuthProvider> {
+    let config = OAuthConfig::load(path, env).map_err(|e| {
+        Failure::usage(format!("--oauth: {e:#}")).hint("see the README's OAuth2 client-credentials section for the file's fields")
+    })?;
+    Ok(OAuthProvider::new(config, url))
+}
+
+/// What [`resolve_headers`] found: everything but the OAuth provider.
+pub struct Headers {
+    pub url: String,
+    pub headers: Vec<ExtraHeader>,
+    pub hints: Hints,
+}
+
+/// URL and headers (the service-account token and `-H`), without loading `--oauth`: what a
+/// long-running caller (`bridge`) works out again when the profile's files change.
+pub fn resolve_headers(root: &Path, args: &Request, env: &dyn Fn(&str) -> Option<String>) -> Result<Headers> {
     let mut headers: Vec<ExtraHeader> = Vec::new();
     let mut url = args.url.clone();
     if let Some(u) = &url {
@@ -91,16 +114,7 @@ pub fn resolve_target(root: &Path, args: &Request, env: &dyn Fn(&str) -> Option<
         headers.push(extra);
     }
     let url = url.unwrap_or_default();
-    let oauth = match &args.oauth {
-        Some(path) => {
-            let config = OAuthConfig::load(path, env).map_err(|e| {
-                Failure::usage(format!("--oauth: {e:#}")).hint("see the README's OAuth2 client-credentials section for the file's fields")
-            })?;
-            Some(OAuthProvider::new(config, &url))
-        }
-        None => None,
-    };
-    Ok(Target { url, headers, oauth, hints: Hints { profile: profile_name, token_source } })
+    Ok(Headers { url, headers, hints: Hints { profile: profile_name, token_source } })
 }
 
 /// A token given to a server it was not minted for can be replayed by that server against the
