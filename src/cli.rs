@@ -49,6 +49,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Call an MCP server's tools as a service account.
     Client(ClientArgs),
+    /// Relay an MCP host's stdio to the server over Streamable HTTP, as a service account.
+    Bridge(BridgeArgs),
     /// Create a throw-away profile, serve it and call it: a tour in one command.
     Demo(DemoArgs),
     /// Print shell completions.
@@ -291,6 +293,31 @@ pub struct ClientArgs {
     /// token_url, scopes) used instead of a service-account JWT.
     #[arg(long, value_name = "FILE")]
     pub oauth: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// Profile name (optional with --url).
+    pub profile: Option<String>,
+    /// Authenticate with this named token from the profile (re-read when it changes).
+    #[arg(long, value_name = "NAME")]
+    pub sa_token: Option<String>,
+    /// OAuth2 client-credentials configuration (as for `client`) used instead of a
+    /// service-account JWT.
+    #[arg(long, value_name = "FILE")]
+    pub oauth: Option<PathBuf>,
+    /// MCP endpoint to relay to (default: the profile's server URL).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Extra request header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Seconds to wait for each HTTP exchange (more than 0, at most 3600).
+    #[arg(long, default_value = "60", value_name = "S", value_parser = parse_timeout)]
+    pub timeout: f64,
+    /// Show HTTP traffic on stderr, credentials redacted.
+    #[arg(long)]
+    pub debug: bool,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SaVerify(args) => commands::sa_verify::run(&root, args),
         Command::Serve(args) => commands::serve::run(&root, args),
         Command::Client(args) => commands::client::run(&root, args),
+        Command::Bridge(args) => commands::bridge::run(&root, args),
         Command::Demo(args) => commands::demo::run(explicit_root, args),
         Command::Completions(args) => commands::completions::run(args),
     }

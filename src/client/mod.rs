@@ -4,6 +4,7 @@
 //! against their input schema (`schema`), rendering of listings and results (`render`), and the
 //! mapping of failures to exit codes and hints (`failure`).
 
+pub mod bridge;
 pub mod challenge;
 pub mod failure;
 pub mod oauth;

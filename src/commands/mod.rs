@@ -1,5 +1,6 @@
 //! One module per subcommand. Each `run` takes resolved settings and returns the exit code.
 
+pub mod bridge;
 pub mod client;
 pub mod completions;
 pub mod demo;
