@@ -119,6 +119,12 @@ impl Cmd {
         self.command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cannot start the command")
     }
 
+    /// Start it with stdin, stdout and stderr piped: a process the test talks to.
+    pub fn spawn_piped(mut self) -> Child {
+        assert!(self.stdin.is_none(), "Cmd::spawn_piped: write to the child's stdin instead");
+        self.command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cannot start the command")
+    }
+
     /// Run it to the end.
     pub fn run(mut self) -> Out {
         self.command.stdout(Stdio::piped()).stderr(Stdio::piped());

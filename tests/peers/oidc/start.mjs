@@ -85,6 +85,8 @@ const provider = new Provider(issuer, {
   },
 });
 provider.on('server_error', (ctx, error) => console.error('server_error', error));
+// One stderr line per token issued, for tests that count token requests.
+provider.on('grant.success', (ctx) => console.error('grant.success', ctx.oidc.client?.clientId ?? ''));
 
 server.on('request', provider.callback());
 process.stdout.write(`${JSON.stringify({ issuer })}\n`);
