@@ -51,6 +51,8 @@ pub enum Command {
     Client(ClientArgs),
     /// Relay an MCP host's stdio to the server over Streamable HTTP, as a service account.
     Bridge(BridgeArgs),
+    /// Print (or merge into its file) an MCP host's configuration for a profile's server.
+    Hosts(HostsArgs),
     /// Create a throw-away profile, serve it and call it: a tour in one command.
     Demo(DemoArgs),
     /// Print shell completions.
@@ -318,6 +320,31 @@ pub struct BridgeArgs {
     /// Show HTTP traffic on stderr, credentials redacted.
     #[arg(long)]
     pub debug: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    /// Profile name.
+    pub profile: String,
+    /// The MCP host to configure.
+    #[arg(long = "for", value_name = "HOST", value_enum)]
+    pub host: crate::hosts::Host,
+    /// Merge the entry into the host's standard file (atomically, keeping every other entry)
+    /// instead of printing it.
+    #[arg(long)]
+    pub write: bool,
+    /// With --write: this file instead of the host's standard one.
+    #[arg(long, value_name = "PATH", requires = "write")]
+    pub file: Option<PathBuf>,
+    /// Launch `mcpgen bridge` over stdio even where the host speaks HTTP.
+    #[arg(long, conflicts_with = "embed_token")]
+    pub bridge: bool,
+    /// Paste the token into the configuration (a warning says why not to).
+    #[arg(long)]
+    pub embed_token: bool,
+    /// Use this named token instead of the primary.
+    #[arg(long, value_name = "NAME")]
+    pub sa_token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod create;
 pub mod document;
 pub mod error;
 pub mod fsx;
+pub mod hosts;
 pub mod jwk;
 pub mod keys;
 pub mod logging;
@@ -59,6 +60,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => commands::serve::run(&root, args),
         Command::Client(args) => commands::client::run(&root, args),
         Command::Bridge(args) => commands::bridge::run(&root, args),
+        Command::Hosts(args) => commands::hosts::run(&root, args),
         Command::Demo(args) => commands::demo::run(explicit_root, args),
         Command::Completions(args) => commands::completions::run(args),
     }

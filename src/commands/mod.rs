@@ -4,6 +4,7 @@ pub mod bridge;
 pub mod client;
 pub mod completions;
 pub mod demo;
+pub mod hosts;
 pub mod list;
 pub mod remint_all;
 pub mod sa_revoke;
