@@ -276,15 +276,18 @@ async fn an_expired_token_at_start_is_answered_not_fatal() {
 async fn a_forgotten_session_is_initialized_again_transparently() {
     let p = Profile::sample();
     let port = free_port().to_string();
-    let serve = |p: &Profile| Server::start(p.env.cmd(&["serve", "p", "--bind", "127.0.0.1", "--port", &port]));
-    let s = serve(&p);
+    // Sessions are signed: a server with another session key does not know them.
+    let serve = |p: &Profile, key: &str| {
+        Server::start(p.env.cmd(&["serve", "p", "--bind", "127.0.0.1", "--port", &port]).env("MCPGEN_SESSION_SECRET", key.repeat(32)))
+    };
+    let s = serve(&p, "a");
     let url = s.url.clone();
     let mut b = bridge(&p, &["p", "--url", &url]);
     let init = b.initialize();
     b.assert_call_works(1);
-    // A restart forgets every session: the next request gets 404.
+    // A restart with another session key forgets every session: the next request gets 404.
     drop(s.stop());
-    let s = serve(&p);
+    let s = serve(&p, "b");
     b.assert_call_works(2);
     let (code, stderr, rest) = b.finish();
     assert_eq!(code, Some(0), "{stderr}");
