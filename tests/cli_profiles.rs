@@ -54,6 +54,7 @@ fn up_creates_every_documented_file_with_its_mode() {
     let out = env.ok(&["up", "--instance", "p"]);
     assert_eq!(out.stdout, "", "up prints diagnostics on stderr only");
     assert!(out.stderr.contains("created profile p"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint: connect an MCP host with `mcpgen hosts p --for "), "{}", out.stderr);
 
     for (relative, want) in [
         ("profile.json", 0o600),
@@ -747,7 +748,21 @@ fn help_of_every_subcommand_exits_zero_and_documents_the_flags() {
     assert_eq!(top.code, 0);
     assert_eq!(top.stderr, "");
     let listed = subcommands(&top.stdout);
-    for sub in ["up", "list", "sa-token", "sa-tokens", "remint-all", "sa-revoke", "sa-verify", "serve", "client", "demo", "completions"] {
+    for sub in [
+        "up",
+        "list",
+        "sa-token",
+        "sa-tokens",
+        "remint-all",
+        "sa-revoke",
+        "sa-verify",
+        "serve",
+        "client",
+        "bridge",
+        "hosts",
+        "demo",
+        "completions",
+    ] {
         assert!(listed.iter().any(|l| l == sub), "top-level help lists {sub}:\n{}", top.stdout);
     }
     // Every subcommand the binary has, not a list kept by hand.

@@ -98,6 +98,9 @@ pub fn run(root: &Path, args: crate::cli::RemintAllArgs) -> Result<ExitCode> {
     } else {
         note("tokens signed with any previous key are no longer accepted");
     }
+    note(format!(
+        "hint: hosts given a pasted token need it again; `mcpgen hosts {name} --for HOST` shows configurations that follow rotation"
+    ));
     if args.json {
         let doc = serde_json::json!({
             "profile": name,

@@ -74,6 +74,9 @@ pub fn run(root: &Path, args: crate::cli::UpArgs) -> Result<ExitCode> {
     let dir = Layout::new(root, &name).dir;
     note(format!("created profile {name} in {}", dir.display()));
     note(summary);
+    note(format!(
+        "hint: connect an MCP host with `mcpgen hosts {name} --for claude-code|claude-desktop|cursor|vscode|gemini|codex|opencode`"
+    ));
     if args.port.is_none() && port != DEFAULT_PORT {
         note(format!("port {port}: the ports before it belong to other profiles under {} (choose one with --port)", root.display()));
     }
