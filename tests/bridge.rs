@@ -264,7 +264,7 @@ async fn an_expired_token_at_start_is_answered_not_fatal() {
     );
     let message = reply["error"]["message"].as_str().unwrap_or_else(|| panic!("an error reply: {reply}"));
     assert!(message.contains("expired"), "{message}");
-    p.run_ok(&["sa-token", "p", "--name", "default"]);
+    p.run_ok(&["sa-token", "p", "--name", "default", "--force"]);
     b.initialize();
     b.assert_call_works(1);
     let (code, stderr, _) = b.finish();
