@@ -345,6 +345,9 @@ pub struct HostsArgs {
     /// Use this named token instead of the primary.
     #[arg(long, value_name = "NAME")]
     pub sa_token: Option<String>,
+    /// Print JSON: {"host", "name", "transport", "entry", "file", "action"} (see the README).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

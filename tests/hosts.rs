@@ -98,6 +98,15 @@ fn embed_token_pastes_it_into_a_private_file_with_a_warning() {
     let toml = env.dir.path().join("config.toml");
     env.ok(&["hosts", "p", "--for", "codex", "--write", "--embed-token", "--file", &toml.display().to_string()]);
     assert_eq!(parsed(&toml)["mcp_servers"]["p"]["http_headers"]["X-OEMCP-SERVICEACCOUNT"], token.as_str());
+    // --json: what was written where, the token never.
+    let doc = env.ok(&["hosts", "p", "--for", "vscode", "--json"]).json();
+    assert_eq!(doc["transport"], "stdio");
+    assert_eq!(doc["entry"]["args"][2], "bridge", "{doc}");
+    assert!(doc["file"].is_null() && doc["action"].is_null(), "{doc}");
+    let doc = env.ok(&["hosts", "p", "--for", "codex", "--write", "--json", "--file", &toml.display().to_string()]).json();
+    assert_eq!(doc["action"], "updated");
+    assert_eq!(doc["file"], toml.display().to_string());
+    assert_eq!(doc["entry"]["env_http_headers"]["X-OEMCP-SERVICEACCOUNT"], "SERVICE_ACCOUNT_JWT", "{doc}");
     // Claude Desktop only launches commands: nothing to paste.
     assert_refused(&env.run(&["hosts", "p", "--for", "claude-desktop", "--embed-token"]), 2, &["claude-desktop"]);
 }

@@ -58,6 +58,7 @@ pub fn run(root: &Path, args: HostsArgs) -> Result<ExitCode> {
     };
     let entry = host.entry(&transport);
 
+    let mut action = None;
     let written = if args.write {
         let cwd = std::env::current_dir()?;
         let path = match &args.file {
@@ -68,12 +69,28 @@ pub fn run(root: &Path, args: HostsArgs) -> Result<ExitCode> {
         };
         let (path, merged) = file::merge_into(host, &path, &profile.name, &entry, pasted)?;
         let verb = if merged == Merged::Added { "added" } else { "updated" };
-        emit(&format!("{verb} {} in {}\n", profile.name, path.display()))?;
+        if !args.json {
+            emit(&format!("{verb} {} in {}\n", profile.name, path.display()))?;
+        }
+        action = Some(verb);
         Some(path)
     } else {
-        emit(&file::render_alone(host, &profile.name, &entry)?)?;
+        if !args.json {
+            emit(&file::render_alone(host, &profile.name, &entry)?)?;
+        }
         None
     };
+    if args.json {
+        let doc = serde_json::json!({
+            "host": host.name(),
+            "name": profile.name,
+            "transport": if matches!(transport, Transport::Stdio { .. }) { "stdio" } else { "http" },
+            "entry": entry,
+            "file": written,
+            "action": action,
+        });
+        emit(&crate::output::json(&doc)?)?;
+    }
 
     let token_name = token.map(|t| t.name.as_str()).unwrap_or("default");
     match (&transport, &auth) {
