@@ -182,7 +182,7 @@ async fn the_python_sdk_stdio_client_calls_serve_through_the_bridge() {
     assert_eq!(report["call"]["is_error"], false, "{report}");
     assert_eq!(report["call"]["structured"]["id"], "ord-1001", "{report}");
     // The whole session as the server saw it, ended by the bridge at EOF.
-    let lines = s.requests_until_delete(0);
+    let lines = s.requests_until(0, "DELETE");
     let joined = lines.join("\n");
     assert!(joined.contains("tools/call getOrder client=svc-p 200"), "{joined}");
     assert!(lines.last().unwrap().contains("DELETE /mcp"), "{joined}");
@@ -293,7 +293,7 @@ async fn a_forgotten_session_is_initialized_again_transparently() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("forgot the session"), "{stderr}");
     assert!(rest.iter().all(|m| m["id"] != init["id"] || m == &init), "the replayed initialize's reply is not passed on: {rest:?}");
-    let lines = s.requests_until_delete(0).join("\n");
+    let lines = s.requests_until(0, "DELETE").join("\n");
     assert!(lines.contains("POST /mcp initialize"), "{lines}");
     assert!(lines.contains("tools/call getOrder client=svc-p 200"), "{lines}");
 }
@@ -314,7 +314,7 @@ async fn eof_delivers_every_reply_in_flight_then_ends_the_session() {
     ids.sort();
     assert_eq!(ids, (1..=20).collect::<Vec<_>>(), "{rest:?}");
     assert!(rest.iter().any(|m| m["id"].is_null() && m["error"]["code"] == -32600), "{rest:?}");
-    let lines = s.requests_until_delete(0);
+    let lines = s.requests_until(0, "DELETE");
     assert!(lines.last().unwrap().contains("DELETE /mcp"), "{lines:?}");
 }
 
