@@ -372,3 +372,25 @@ async fn mock_mode_answers_with_the_example_the_arguments_name() {
     // A list tool ignores arguments it has none to key by.
     assert_eq!(call("listPets", "{}")["result"][1]["name"], "Tom");
 }
+
+/// `mcpgen --root ROOT ARGS…` on a pseudo-terminal (util-linux `script`), `input` typed at it.
+fn on_a_terminal(env: &Env, args: &str, input: &str) -> Out {
+    let line = format!("'{BIN}' --root '{}' {args}", env.root().display());
+    Cmd::program("script", env.dir.path()).args(["-qec", &line, "/dev/null"]).stdin(input).run()
+}
+
+#[test]
+fn replacing_the_primary_asks_on_a_terminal() {
+    let env = Env::new();
+    env.up("p");
+    let before = env.jwt("p", "default");
+    let out = on_a_terminal(&env, "sa-token p --name default --days 3", "n\n");
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stdout.contains("Replace it? [y/N]") && out.stdout.contains("not replaced"), "{}", out.stdout);
+    assert_eq!(env.jwt("p", "default"), before);
+    let out = on_a_terminal(&env, "sa-token p --name default --days 3", "y\n");
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let after = env.jwt("p", "default");
+    assert_ne!(after, before);
+    assert!(read_text(&env.file("p", "client/mcp.json")).contains(&after));
+}

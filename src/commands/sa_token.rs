@@ -46,7 +46,19 @@ pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
     // Refused now with --strict-scopes; else printed once the token exists.
     let warnings = check_scopes(&session, &effective, args.strict_scopes)?;
     if let Some(old) = &existing {
-        guard_replace(&session.profile.name, old, scopes.as_deref(), args.force)?;
+        if let Some(question) = guard_replace(&session.profile.name, old, scopes.as_deref(), args.force)? {
+            // Ask without holding the profile's lock (other commands and `serve`'s reloads go
+            // on meanwhile), then make sure the token is still the one the question was about.
+            let jti = old.jti.clone();
+            drop(session);
+            confirm(&question)?;
+            session = store::open(root, &args.profile, Access::Write)?;
+            if session.profile.token(&name).map(|t| t.jti.as_str()) != Some(jti.as_str()) {
+                return Err(Failure::error(format!("token {name} changed while waiting for an answer; nothing was changed"))
+                    .hint("run the command again")
+                    .into());
+            }
+        }
     }
     let issued = sa::issue(&mut session, &request)?;
     let entry = &issued.entry;
@@ -130,11 +142,11 @@ fn check_scopes(session: &store::Session, scopes: &[String], strict: bool) -> Re
     Ok(problems)
 }
 
-/// Replacing the primary token breaks every host configured with it: only with `--force`, or a
-/// yes typed at a terminal.
-fn guard_replace(profile: &str, old: &TokenEntry, scopes: Option<&[String]>, force: bool) -> Result<()> {
+/// Replacing the primary token breaks every host configured with it: allowed with `--force`;
+/// on a terminal, the question to ask (`Some`); else refused.
+fn guard_replace(profile: &str, old: &TokenEntry, scopes: Option<&[String]>, force: bool) -> Result<Option<String>> {
     if !old.primary || force {
-        return Ok(());
+        return Ok(None);
     }
     let narrowed: Vec<&String> = scopes.map(|new| old.scopes.iter().filter(|s| !new.contains(s)).collect()).unwrap_or_default();
     let what = if narrowed.is_empty() {
@@ -148,19 +160,26 @@ fn guard_replace(profile: &str, old: &TokenEntry, scopes: Option<&[String]>, for
     };
     let consequence = "replacing it revokes the JWT every host using client/mcp.json holds";
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "{what}; {consequence}. Replace it? [y/N] ");
-        let _ = stderr.flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            return Ok(());
-        }
-        return Err(Failure::usage("not replaced: nothing was changed").into());
+        return Ok(Some(format!("{what}; {consequence}. Replace it? [y/N] ")));
     }
     Err(Failure::usage(format!("{what}; {consequence}"))
         .hint(format!(
             "pass --force to replace it, or mint a separate token instead: `mcpgen sa-token {profile} --name NEW-NAME --scopes …`"
         ))
         .into())
+}
+
+/// Ask on the terminal; anything but y/yes refuses.
+fn confirm(question: &str) -> Result<()> {
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{question}");
+    let _ = stderr.flush();
+    drop(stderr);
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::usage("not replaced: nothing was changed").hint("pass --force to replace it without asking").into())
+    }
 }
