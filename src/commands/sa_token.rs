@@ -45,19 +45,19 @@ pub fn run(root: &Path, args: crate::cli::SaTokenArgs) -> Result<ExitCode> {
     let effective = scopes.clone().or_else(|| existing.as_ref().map(|e| e.scopes.clone())).unwrap_or_default();
     // Refused now with --strict-scopes; else printed once the token exists.
     let warnings = check_scopes(&session, &effective, args.strict_scopes)?;
-    if let Some(old) = &existing {
-        if let Some(question) = guard_replace(&session.profile.name, old, scopes.as_deref(), args.force)? {
-            // Ask without holding the profile's lock (other commands and `serve`'s reloads go
-            // on meanwhile), then make sure the token is still the one the question was about.
-            let jti = old.jti.clone();
-            drop(session);
-            confirm(&question)?;
-            session = store::open(root, &args.profile, Access::Write)?;
-            if session.profile.token(&name).map(|t| t.jti.as_str()) != Some(jti.as_str()) {
-                return Err(Failure::error(format!("token {name} changed while waiting for an answer; nothing was changed"))
-                    .hint("run the command again")
-                    .into());
-            }
+    if let Some(old) = &existing
+        && let Some(question) = guard_replace(&session.profile.name, old, scopes.as_deref(), args.force)?
+    {
+        // Ask without holding the profile's lock (other commands and `serve`'s reloads go
+        // on meanwhile), then make sure the token is still the one the question was about.
+        let jti = old.jti.clone();
+        drop(session);
+        confirm(&question)?;
+        session = store::open(root, &args.profile, Access::Write)?;
+        if session.profile.token(&name).map(|t| t.jti.as_str()) != Some(jti.as_str()) {
+            return Err(Failure::error(format!("token {name} changed while waiting for an answer; nothing was changed"))
+                .hint("run the command again")
+                .into());
         }
     }
     let issued = sa::issue(&mut session, &request)?;
