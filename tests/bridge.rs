@@ -1,6 +1,7 @@
 //! `mcpgen bridge`, the stdio server MCP hosts launch: the official MCP Python SDK's stdio
 //! client drives it against `mcpgen serve` and against a server built with the same SDK (JSON
-//! and SSE replies, log notifications and a server request in the middle of a call); a session
+//! and SSE replies, log notifications and a server request in the middle of a call, a
+//! notification on the server's GET stream); a session
 //! keeps working through `remint-all`, answers a revoked token with a JSON-RPC error and
 //! recovers once a new one is minted, re-initializes when the server forgets the session, and
 //! delivers every reply still in flight at EOF before ending the session. With OAuth client
@@ -195,7 +196,7 @@ async fn the_python_sdk_stdio_client_reaches_an_sdk_server_with_json_replies() {
     let env = Env::new();
     let report = sdk_through_bridge(&env, "echo", json!({"text": "hello"}), &["--url", &server.url]).await;
     assert_eq!(report["server_name"], "sdk-server");
-    assert_eq!(report["tools"], json!(["echo", "chatty"]));
+    assert_eq!(report["tools"], json!(["echo", "chatty", "announce"]));
     assert_eq!(report["call"]["text"], json!(["hello"]), "{report}");
     let report = sdk_through_bridge(&env, "chatty", json!({}), &["--url", &server.url]).await;
     assert_eq!(report["call"]["text"], json!(["no roots in json mode"]), "{report}");
@@ -210,6 +211,9 @@ async fn sse_replies_carry_notifications_and_a_server_request_to_the_host() {
     assert_eq!(report["logs"], json!(["working"]), "the log notification before the result reached the host: {report}");
     assert_eq!(report["roots_asked"], 1, "the server's roots/list request reached the host: {report}");
     assert_eq!(report["call"]["text"], json!(["project"]), "the host's answer reached the server: {report}");
+    // A notification outside any request travels on the server's GET stream.
+    let report = sdk_through_bridge(&env, "announce", json!({}), &["--url", &server.url]).await;
+    assert_eq!(report["list_changed"], true, "{report}");
 }
 
 #[tokio::test]

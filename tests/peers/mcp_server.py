@@ -4,7 +4,8 @@ Usage: mcp_server.py json|sse. Listens on 127.0.0.1, port chosen by the system, 
 line, its MCP URL (http://127.0.0.1:PORT/mcp), once it accepts connections. `json` answers
 every request with one JSON body; `sse` answers with an SSE stream, so a tool can send log
 notifications and ask the client for its roots before its result. Tools: `echo` (the text
-back), `chatty` (logs "working", asks for the roots in sse mode, returns their names).
+back), `chatty` (logs "working", asks for the roots in sse mode, returns their names),
+`announce` (sends notifications/tools/list_changed on the GET stream).
 Exits when stdin closes.
 """
 
@@ -32,6 +33,13 @@ def build(mode: str) -> FastMCP:
             return "no roots in json mode"
         roots = await ctx.session.list_roots()
         return ",".join(root.name or str(root.uri) for root in roots.roots)
+
+    @server.tool()
+    async def announce(ctx: Context) -> str:
+        """Tell the client its tool list changed: a notification outside any request, which
+        the SDK sends on the session's GET stream."""
+        await ctx.session.send_tool_list_changed()
+        return "announced"
 
     return server
 

@@ -19,6 +19,11 @@ from mcp.client.stdio import stdio_client
 async def main(tool: str, args: str, command: str, argv: list) -> dict:
     logs = []
     roots_asked = 0
+    list_changed = asyncio.Event()
+
+    async def on_message(message) -> None:
+        if isinstance(message, types.ServerNotification) and isinstance(message.root, types.ToolListChangedNotification):
+            list_changed.set()
 
     async def on_log(params: types.LoggingMessageNotificationParams) -> None:
         logs.append(params.data)
@@ -30,10 +35,15 @@ async def main(tool: str, args: str, command: str, argv: list) -> dict:
 
     server = StdioServerParameters(command=command, args=argv, env=dict(os.environ))
     async with stdio_client(server, errlog=sys.stderr) as (read, write):
-        async with ClientSession(read, write, logging_callback=on_log, list_roots_callback=list_roots) as session:
+        async with ClientSession(
+            read, write, logging_callback=on_log, list_roots_callback=list_roots, message_handler=on_message
+        ) as session:
             init = await session.initialize()
             listed = await session.list_tools()
             result = await session.call_tool(tool, json.loads(args))
+            if tool == "announce":
+                # Sent outside the call, on the GET stream: it may come after the result.
+                await asyncio.wait_for(list_changed.wait(), 20)
             return {
                 "protocol_version": str(init.protocolVersion),
                 "server_name": init.serverInfo.name,
@@ -45,6 +55,7 @@ async def main(tool: str, args: str, command: str, argv: list) -> dict:
                 },
                 "logs": logs,
                 "roots_asked": roots_asked,
+                "list_changed": list_changed.is_set(),
             }
 
 

@@ -237,6 +237,9 @@ impl Relay {
             }
             for event in events {
                 pending = 0;
+                if self.debug {
+                    crate::logging::trace("<", &format!("event: {} data: {}", event.event, event.data));
+                }
                 if event.event != "message" {
                     continue;
                 }
