@@ -655,7 +655,7 @@ fn find_reply(value: Value, expect_id: Option<&Id>) -> Result<Option<Message>, C
 /// rather than a failure to report: authentication, reachability and the revision's own
 /// request errors are reported; anything else — a 4xx without a modern error, a JSON-RPC error
 /// of another kind, a reply that is no `DiscoverResult` — falls back.
-fn falls_back(e: &ClientError) -> bool {
+pub(crate) fn falls_back(e: &ClientError) -> bool {
     match e {
         ClientError::Refused { .. }
         | ClientError::Unreachable { .. }
@@ -670,6 +670,12 @@ fn falls_back(e: &ClientError) -> bool {
 
 /// `params` with the `_meta` every stateless request carries.
 fn with_meta(params: Option<Value>) -> Value {
+    with_meta_of(params, json!({}), json!({"name": "mcpgen", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// `params` with the stateless revision's `_meta`: the version, and the capabilities and
+/// identity of the client (a relay passes its host's).
+pub(crate) fn with_meta_of(params: Option<Value>, capabilities: Value, client_info: Value) -> Value {
     let mut params = match params {
         Some(Value::Object(map)) => map,
         _ => Map::new(),
@@ -677,8 +683,8 @@ fn with_meta(params: Option<Value>) -> Value {
     let meta = params.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
         meta.insert(mcp::meta::PROTOCOL_VERSION.into(), json!(mcp::MODERN_VERSION));
-        meta.insert(mcp::meta::CLIENT_CAPABILITIES.into(), json!({}));
-        meta.insert(mcp::meta::CLIENT_INFO.into(), json!({"name": "mcpgen", "version": env!("CARGO_PKG_VERSION")}));
+        meta.insert(mcp::meta::CLIENT_CAPABILITIES.into(), capabilities);
+        meta.insert(mcp::meta::CLIENT_INFO.into(), client_info);
     }
     Value::Object(params)
 }

@@ -4,6 +4,13 @@
 //! host. The relay keeps the session id and protocol version the server gave `initialize`,
 //! replays the host's `initialize` when the server forgets the session (404), listens on the
 //! server's GET stream when it offers one, and ends the session with a DELETE.
+//!
+//! Hosts speak the handshake era on stdio. When the server answers `server/discover` in the
+//! stateless revision 2026-07-28, the bridge answers the host's `initialize` itself from that
+//! answer and relays every later request statelessly: the host's capabilities and identity go
+//! into each request's `_meta`, the method, name and annotated arguments into headers; `ping`
+//! is answered here, notifications stay here (the revision has none over HTTP), and a tool
+//! whose `x-mcp-header` annotations are invalid is left out of `tools/list`.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -13,9 +20,12 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use reqwest::header::{HeaderName, HeaderValue};
+
 use crate::client::bridge::credentials::{Credentials, Refusal};
+use crate::client::param_headers::{self, ParamHeaders};
 use crate::client::sse;
-use crate::client::transport::{MAX_RAW_REPLY_BYTES, RawRequest};
+use crate::client::transport::{MAX_RAW_REPLY_BYTES, RawRequest, falls_back, with_meta_of};
 use crate::client::{ClientError, McpClient, client_error};
 use crate::error;
 use crate::mcp::{self, jsonrpc::INTERNAL_ERROR};
@@ -37,15 +47,25 @@ struct Session {
     generation: u64,
 }
 
+/// The stateless revision, once the server answered `server/discover`: what each request's
+/// `_meta` carries for the host, and the header annotations of the tools listed so far.
+struct Modern {
+    capabilities: Value,
+    client_info: Value,
+    param_headers: Mutex<std::collections::HashMap<String, ParamHeaders>>,
+}
+
 /// Why a message could not be relayed, worded for the host.
 struct Failed {
     message: String,
     hint: Option<String>,
+    /// To a `server/discover` probe: an answer that means "not a modern server".
+    falls_back: bool,
 }
 
 impl From<Refusal> for Failed {
     fn from(r: Refusal) -> Failed {
-        Failed { message: r.message, hint: r.hint }
+        Failed { message: r.message, hint: r.hint, falls_back: false }
     }
 }
 
@@ -55,6 +75,10 @@ pub struct Relay {
     /// Lines for the host's stdin, written in order by one task.
     out: mpsc::Sender<String>,
     session: RwLock<Session>,
+    /// Set when the server speaks the stateless revision.
+    modern: RwLock<Option<Arc<Modern>>>,
+    /// The server answered `server/discover` with no modern answer: do not ask again.
+    legacy_only: std::sync::atomic::AtomicBool,
     /// The host's `initialize` request, replayed when the server forgets the session.
     initialize: Mutex<Option<Value>>,
     reinitializing: tokio::sync::Mutex<()>,
@@ -71,6 +95,8 @@ impl Relay {
             credentials,
             out,
             session: RwLock::new(Session::default()),
+            modern: RwLock::new(None),
+            legacy_only: std::sync::atomic::AtomicBool::new(false),
             initialize: Mutex::new(None),
             reinitializing: tokio::sync::Mutex::new(()),
             stream: Mutex::new(None),
@@ -86,8 +112,26 @@ impl Relay {
         if method == Some(mcp::method::INITIALIZE) {
             *lock(&self.initialize) = Some(message.clone());
             *self.session.write().unwrap_or_else(|p| p.into_inner()) = Session::default();
+            *self.modern.write().unwrap_or_else(|p| p.into_inner()) = None;
+            if !self.legacy_only.load(std::sync::atomic::Ordering::Relaxed) {
+                match self.discover(message).await {
+                    Ok(true) => return,
+                    Ok(false) => self.legacy_only.store(true, std::sync::atomic::Ordering::Relaxed),
+                    Err(failed) => {
+                        self.note(&failed);
+                        if let Some(id) = id {
+                            self.reply_error(id, &failed.message).await;
+                        }
+                        return;
+                    }
+                }
+            }
         }
-        match self.exchange(line, id.as_ref(), true).await {
+        let modern = self.modern.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(modern) = modern {
+            return self.relay_modern(&modern, message, id).await;
+        }
+        match self.exchange(line, id.as_ref(), true, &[]).await {
             Ok(reply) => {
                 self.clear_note();
                 if method == Some(mcp::method::INITIALIZE)
@@ -108,6 +152,78 @@ impl Relay {
                 if let Some(id) = id {
                     self.reply_error(id, &failed.message).await;
                 }
+            }
+        }
+    }
+
+    /// Ask the server `server/discover` in the stateless revision. A modern answer makes the
+    /// relay modern and answers the host's `initialize` here (true); an answer that is not a
+    /// recognized modern one means the handshake era (false); a refusal or an unreachable
+    /// server is reported.
+    async fn discover(self: &Arc<Self>, initialize: &Value) -> Result<bool, Failed> {
+        let params = initialize.get("params");
+        let modern = Arc::new(Modern {
+            capabilities: params.and_then(|p| p.get("capabilities")).cloned().unwrap_or_else(|| json!({})),
+            client_info: params.and_then(|p| p.get("clientInfo")).cloned().unwrap_or_else(|| json!({"name": "mcpgen-bridge"})),
+            param_headers: Mutex::new(Default::default()),
+        });
+        let probe_id = json!(format!("{REPLAY_ID_PREFIX}discover"));
+        let body = json!({"jsonrpc": "2.0", "id": probe_id, "method": mcp::method::DISCOVER,
+            "params": with_meta_of(None, modern.capabilities.clone(), modern.client_info.clone())});
+        let headers = modern_headers(&body, None)?;
+        let reply = match self.exchange(&body.to_string(), Some(&probe_id), false, &headers).await {
+            Ok(Some((reply, _))) => reply,
+            Ok(None) => return Ok(false),
+            Err(failed) if failed.falls_back => return Ok(false),
+            Err(failed) => return Err(failed),
+        };
+        let result = match reply.get("result") {
+            Some(result) if result["supportedVersions"].as_array().is_some_and(|v| v.iter().any(|v| v == mcp::MODERN_VERSION)) => result,
+            _ => return Ok(false),
+        };
+        if self.debug {
+            note("mcpgen bridge: the server speaks protocol 2026-07-28; relaying statelessly");
+        }
+        let asked = params.and_then(|p| p.get("protocolVersion")).and_then(Value::as_str).unwrap_or("");
+        let version = if mcp::is_supported(asked) { asked } else { mcp::LATEST_VERSION };
+        let server_info = result
+            .pointer(&format!("/_meta/{}", mcp::meta::SERVER_INFO.replace('/', "~1")))
+            .or_else(|| result.get("serverInfo"))
+            .cloned()
+            .unwrap_or_else(|| json!({"name": "unknown", "version": ""}));
+        let mut answer = json!({"protocolVersion": version, "capabilities": result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            "serverInfo": server_info});
+        if let Some(instructions) = result.get("instructions") {
+            answer["instructions"] = instructions.clone();
+        }
+        *self.modern.write().unwrap_or_else(|p| p.into_inner()) = Some(modern);
+        if let Some(id) = initialize.get("id") {
+            let _ = self.out.send(json!({"jsonrpc": "2.0", "id": id, "result": answer}).to_string()).await;
+        }
+        Ok(true)
+    }
+
+    /// One host message in the stateless revision.
+    async fn relay_modern(self: &Arc<Self>, modern: &Modern, message: &Value, id: Option<Value>) {
+        let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+        let Some(id) = id else { return }; // notifications and responses stay here
+        if method == mcp::method::PING {
+            let _ = self.out.send(json!({"jsonrpc": "2.0", "id": id, "result": {}}).to_string()).await;
+            return;
+        }
+        let mut body = message.clone();
+        body["params"] = with_meta_of(message.get("params").cloned(), modern.capabilities.clone(), modern.client_info.clone());
+        let annotated =
+            message.pointer("/params/name").and_then(Value::as_str).and_then(|name| lock(&modern.param_headers).get(name).cloned());
+        let result = match modern_headers(&body, annotated.as_ref()) {
+            Ok(headers) => self.exchange(&body.to_string(), Some(&id), true, &headers).await,
+            Err(failed) => Err(failed),
+        };
+        match result {
+            Ok(_) => self.clear_note(),
+            Err(failed) => {
+                self.note(&failed);
+                self.reply_error(id, &failed.message).await;
             }
         }
     }
@@ -144,10 +260,16 @@ impl Relay {
         body: &str,
         expect: Option<&Value>,
         forward: bool,
+        extra: &[(HeaderName, HeaderValue)],
     ) -> Result<Option<(Value, Option<String>)>, Failed> {
         let (mut replayed, mut reloaded) = (false, false);
         loop {
-            let headers = self.credentials.current()?;
+            let current = self.credentials.current()?;
+            let headers: std::borrow::Cow<'_, [(HeaderName, HeaderValue)]> = if extra.is_empty() {
+                std::borrow::Cow::Borrowed(&current[..])
+            } else {
+                std::borrow::Cow::Owned(current.iter().chain(extra).cloned().collect())
+            };
             let session = self.session.read().unwrap_or_else(|p| p.into_inner()).clone();
             let raw = RawRequest {
                 method: Method::POST,
@@ -274,21 +396,25 @@ impl Relay {
             return Ok(());
         }
         let Some(mut initialize) = lock(&self.initialize).clone() else {
-            return Err(Failed { message: "the server forgot the session before it was initialized".into(), hint: None });
+            return Err(Failed {
+                message: "the server forgot the session before it was initialized".into(),
+                hint: None,
+                falls_back: false,
+            });
         };
         note("mcpgen bridge: the server forgot the session (404); initializing a new one");
         initialize["id"] = json!(format!("{REPLAY_ID_PREFIX}{}", seen + 1));
         let id = initialize["id"].clone();
         *self.session.write().unwrap_or_else(|p| p.into_inner()) = Session { generation: seen, ..Session::default() };
-        let reply = Box::pin(self.exchange(&initialize.to_string(), Some(&id), false)).await?;
+        let reply = Box::pin(self.exchange(&initialize.to_string(), Some(&id), false, &[])).await?;
         let Some((reply, session)) = reply else { unreachable!("a request always has a reply") };
         if let Some(error) = reply.get("error") {
-            return Err(Failed { message: format!("the server refused to initialize again: {error}"), hint: None });
+            return Err(Failed { message: format!("the server refused to initialize again: {error}"), hint: None, falls_back: false });
         }
         let version = reply.pointer("/result/protocolVersion").and_then(Value::as_str).map(str::to_owned);
         *self.session.write().unwrap_or_else(|p| p.into_inner()) = Session { id: session, version, generation: seen + 1 };
         let initialized = json!({"jsonrpc": "2.0", "method": mcp::method::INITIALIZED}).to_string();
-        Box::pin(self.exchange(&initialized, None, false)).await?;
+        Box::pin(self.exchange(&initialized, None, false, &[])).await?;
         self.listen();
         Ok(())
     }
@@ -349,12 +475,20 @@ impl Relay {
         if message.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with(REPLAY_ID_PREFIX)) {
             return;
         }
+        let modern = self.modern.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(modern) = modern
+            && message.pointer("/result/tools").is_some_and(Value::is_array)
+        {
+            let _ = self.out.send(keep_valid_tools(&modern, message.clone()).to_string()).await;
+            return;
+        }
         let _ = self.out.send(message.to_string()).await;
     }
 
     fn failed(&self, e: ClientError) -> Failed {
+        let falls_back = falls_back(&e);
         let err = client_error(e, &self.credentials.hints());
-        Failed { message: error::one_line(&err), hint: error::classify(&err).1 }
+        Failed { message: error::one_line(&err), hint: error::classify(&err).1, falls_back }
     }
 
     /// The failure on stderr (where hosts keep a server's log), once while it lasts.
@@ -376,6 +510,54 @@ impl Relay {
             note("mcpgen bridge: requests go through again");
         }
     }
+}
+
+/// The headers a stateless request mirrors from `body`: version, method, the name (tool,
+/// prompt or resource URI) and the tool's annotated arguments.
+fn modern_headers(body: &Value, annotated: Option<&ParamHeaders>) -> Result<Vec<(HeaderName, HeaderValue)>, Failed> {
+    let bad = |what: &str| Failed { message: format!("{what} cannot be sent as a header"), hint: None, falls_back: false };
+    let value = |text: &str| HeaderValue::from_str(text).map_err(|_| bad(text));
+    let method = body.get("method").and_then(Value::as_str).unwrap_or("");
+    let mut out = vec![
+        (HeaderName::from_static(mcp::VERSION_HEADER), HeaderValue::from_static(mcp::MODERN_VERSION)),
+        (HeaderName::from_static(mcp::METHOD_HEADER), value(method)?),
+    ];
+    let name = match method {
+        "tools/call" | "prompts/get" => body.pointer("/params/name"),
+        "resources/read" => body.pointer("/params/uri"),
+        _ => None,
+    };
+    if let Some(name) = name.and_then(Value::as_str) {
+        out.push((HeaderName::from_static(mcp::NAME_HEADER), value(&param_headers::encode(name))?));
+    }
+    if let (Some(annotated), Some(arguments)) = (annotated, body.pointer("/params/arguments")) {
+        for (header, text) in annotated.values(arguments) {
+            out.push((HeaderName::from_bytes(header.as_bytes()).map_err(|_| bad(&header))?, value(&text)?));
+        }
+    }
+    Ok(out)
+}
+
+/// A `tools/list` reply without the tools whose `x-mcp-header` annotations are invalid (the
+/// revision requires leaving them out); the others' annotations are kept for their calls.
+fn keep_valid_tools(modern: &Modern, mut message: Value) -> Value {
+    if let Some(tools) = message.pointer_mut("/result/tools").and_then(Value::as_array_mut) {
+        let mut annotations = lock(&modern.param_headers);
+        tools.retain(|tool| {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+            match param_headers::of_schema(tool.get("inputSchema").unwrap_or(&Value::Null)) {
+                Ok(headers) => {
+                    annotations.insert(name, headers);
+                    true
+                }
+                Err(why) => {
+                    note(format!("mcpgen bridge: leaving out tool {}: {}", escape_controls(&name), escape_controls(&why)));
+                    false
+                }
+            }
+        });
+    }
+    message
 }
 
 fn is_response_to(message: &Value, expect: Option<&Value>) -> bool {
