@@ -408,27 +408,7 @@ async fn oauth_tokens_are_fetched_once_per_lifetime_and_once_for_concurrent_call
 
 #[tokio::test]
 async fn a_stateless_server_is_relayed_statelessly() {
-    // A protocol 2026-07-28 server: a tool whose `region` goes into a header, one whose
-    // annotation is invalid.
-    let fake = Fake::start(|req| {
-        let id = req.json()["id"].clone();
-        let result = match req.rpc().as_str() {
-            "server/discover" => json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
-                "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern-fake", "version": "2"}}, "ttlMs": 0, "cacheScope": "public"}),
-            "tools/list" => json!({"resultType": "complete", "ttlMs": 0, "cacheScope": "private", "tools": [
-                {"name": "query", "inputSchema": {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}},
-                {"name": "broken", "inputSchema": {"type": "object", "properties": {"n": {"type": "number", "x-mcp-header": "N"}}}},
-            ]}),
-            "tools/call" => json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}], "isError": false}),
-            _ => {
-                return json_reply(
-                    axum::http::StatusCode::NOT_FOUND,
-                    &json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}}),
-                );
-            }
-        };
-        json_reply(axum::http::StatusCode::OK, &rpc_result(&id, result))
-    });
+    let fake = modern_fake();
     let p = Profile::sample();
     let mut b = bridge(&p, &["p", "--url", &fake.url]);
     let init = b.initialize();

@@ -13,7 +13,6 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
-use support::fake::{Fake, json_reply, rpc_result};
 use support::*;
 
 fn error_code(reply: &Reply) -> i64 {
@@ -193,33 +192,6 @@ fn mcpgen_client_speaks_the_stateless_revision_to_mcpgen_serve() {
     let rpcs: Vec<&str> = log.iter().filter_map(|l| l.split_whitespace().nth(3)).collect();
     assert_eq!(rpcs, ["server/discover", "tools/list", "tools/call"], "{log:?}");
     assert!(log.iter().all(|l| l.contains(" 200 ")), "{log:?}");
-}
-
-/// A stateless-revision server with one tool whose `region` argument is mirrored into a header
-/// and one tool whose annotation is invalid; every request is recorded.
-fn modern_fake() -> Fake {
-    Fake::start(|req| {
-        let message = req.json();
-        let id = message["id"].clone();
-        let result = match req.rpc().as_str() {
-            "server/discover" => json!({"resultType": "complete", "supportedVersions": [MODERN], "capabilities": {"tools": {}},
-                "serverInfo": {"name": "modern-fake", "version": "1"}, "ttlMs": 0, "cacheScope": "public"}),
-            "tools/list" => json!({"resultType": "complete", "ttlMs": 0, "cacheScope": "private", "tools": [
-                {"name": "query", "inputSchema": {"type": "object", "properties": {
-                    "region": {"type": "string", "x-mcp-header": "Region"}, "sql": {"type": "string"}}}},
-                {"name": "broken", "inputSchema": {"type": "object", "properties": {
-                    "n": {"type": "number", "x-mcp-header": "N"}}}},
-            ]}),
-            "tools/call" => json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}], "isError": false}),
-            _ => {
-                return json_reply(
-                    axum::http::StatusCode::NOT_FOUND,
-                    &json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}}),
-                );
-            }
-        };
-        json_reply(axum::http::StatusCode::OK, &rpc_result(&id, result))
-    })
 }
 
 #[test]

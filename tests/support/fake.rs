@@ -301,3 +301,27 @@ impl FakeMcp {
         if self.sse { sse_reply(message) } else { json_reply(StatusCode::OK, message) }
     }
 }
+
+/// A protocol 2026-07-28 server (no handshake, no session): `server/discover` (the server named
+/// `modern-fake` in the result's `_meta`), `tools/list` with `query` — whose `region` argument
+/// is mirrored into an `Mcp-Param-Region` header — and `broken`, whose `x-mcp-header`
+/// annotation is invalid (a number), and `tools/call` answering `ok`; any other method is 404.
+pub fn modern_fake() -> Fake {
+    Fake::start(|req| {
+        let id = req.json()["id"].clone();
+        let result = match req.rpc().as_str() {
+            "server/discover" => json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
+                "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern-fake", "version": "2"}}, "ttlMs": 0, "cacheScope": "public"}),
+            "tools/list" => json!({"resultType": "complete", "ttlMs": 0, "cacheScope": "private", "tools": [
+                {"name": "query", "inputSchema": {"type": "object", "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"}, "sql": {"type": "string"}}}},
+                {"name": "broken", "inputSchema": {"type": "object", "properties": {"n": {"type": "number", "x-mcp-header": "N"}}}},
+            ]}),
+            "tools/call" => json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}], "isError": false}),
+            _ => {
+                return json_reply(StatusCode::NOT_FOUND, &json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}}));
+            }
+        };
+        json_reply(StatusCode::OK, &rpc_result(&id, result))
+    })
+}
