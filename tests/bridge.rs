@@ -435,3 +435,31 @@ async fn a_stateless_server_is_relayed_statelessly() {
     assert_eq!(meta["io.modelcontextprotocol/clientInfo"]["name"], "test-host", "the host's identity: {meta}");
     assert_eq!(meta["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
 }
+
+#[tokio::test]
+async fn a_short_rate_limit_is_waited_out_once_and_a_long_one_answered_with_a_hint() {
+    let p = Profile::sample();
+    // Two a second, burst 1: the bridge's first request (server/discover) passes, the call
+    // waits 1 s and passes.
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 120, "burst": 1}));
+    let s = p.serve(&[]);
+    let mut b = bridge(&p, &["p", "--url", &s.url]);
+    b.initialize();
+    b.assert_call_works(1);
+    let lines = s.log.wait_for(0, |l| l.contains("tools/call getOrder client=svc-p 200"));
+    assert!(lines.iter().any(|l| l.contains("client=svc-p 429")), "it was limited first: {lines:?}");
+    drop(b);
+    drop(s);
+
+    // One a minute: too long to wait; the host gets an error and stderr a hint, the bridge goes on.
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 1, "burst": 1}));
+    let s = p.serve(&[]);
+    let mut b = bridge(&p, &["p", "--url", &s.url]);
+    b.initialize();
+    let reply = b.call(1);
+    let message = reply["error"]["message"].as_str().unwrap_or_else(|| panic!("{reply}"));
+    assert!(message.contains("rate limit"), "{reply}");
+    let (code, stderr, _) = b.finish();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("hint:") && stderr.contains("security.rate_limit"), "{stderr}");
+}

@@ -297,8 +297,8 @@ fn rate_limit_config_errors_name_the_file_and_key() {
 #[test]
 fn client_waits_out_a_short_retry_after_once_and_fails_with_6_on_a_long_one() {
     let p = Profile::sample();
-    // Two a second, burst 2: initialize and initialized pass, tools/call waits 1 s and passes.
-    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 120, "burst": 2}));
+    // Two a second, burst 1: the first request passes, each later one waits 1 s once and passes.
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 120, "burst": 1}));
     let s = p.serve(&[]);
     let out = p.env.cmd(&["client", "p", "--url", &s.url, "--tool", "getOrders"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -307,7 +307,7 @@ fn client_waits_out_a_short_retry_after_once_and_fails_with_6_on_a_long_one() {
     drop(s);
 
     // One a minute: the wait is too long; exit 6 with a hint.
-    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 1, "burst": 2}));
+    p.edit_config(|doc| doc["security"]["rate_limit"] = json!({"requests_per_minute": 1, "burst": 1}));
     let s = p.serve(&[]);
     let out = p.env.cmd(&["client", "p", "--url", &s.url, "--tool", "getOrders"]).run();
     assert_eq!(out.code, 6, "{}", out.stderr);

@@ -432,13 +432,7 @@ impl McpClient {
             return Err(challenge::refused(status.as_u16(), &headers, &text));
         }
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            // Delay-seconds only (RFC 9110 §10.2.3); an HTTP date is treated as "long".
-            let retry_after = headers
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Err(ClientError::RateLimited { retry_after });
+            return Err(rate_limited(&headers));
         }
         if status == reqwest::StatusCode::NOT_FOUND && self.session.is_some() {
             return Err(ClientError::SessionGone);
@@ -533,6 +527,25 @@ impl McpClient {
     /// carried a session as [`ClientError::SessionGone`], anything else as the response.
     /// `timeout` replaces the client's for this request (the GET stream lives long).
     pub async fn send_raw(&self, raw: &RawRequest<'_>, extra: &[(HeaderName, HeaderValue)]) -> Result<reqwest::Response, ClientError> {
+        match self.send_raw_authorized(raw, extra).await {
+            // A rate limit that asks for a short pause: wait it out and try once more.
+            Err(ClientError::RateLimited { retry_after: Some(wait) }) if wait <= MAX_RETRY_AFTER => {
+                if self.debug {
+                    trace("!", &format!("rate limited; retrying once after {} s", wait.as_secs()));
+                }
+                tokio::time::sleep(wait).await;
+                self.send_raw_authorized(raw, extra).await
+            }
+            other => other,
+        }
+    }
+
+    /// [`send_raw`](Self::send_raw) with the OAuth token replaced once when it is refused.
+    async fn send_raw_authorized(
+        &self,
+        raw: &RawRequest<'_>,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<reqwest::Response, ClientError> {
         match self.send_raw_once(raw, extra).await {
             Err(ClientError::Refused { status: 401, .. }) if self.oauth.is_some() => {
                 if let Some(oauth) = &self.oauth {
@@ -598,6 +611,9 @@ impl McpClient {
             let text = self.read_body(response).await.unwrap_or_default();
             return Err(challenge::refused(status.as_u16(), &headers, &text));
         }
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(rate_limited(response.headers()));
+        }
         if status == reqwest::StatusCode::NOT_FOUND && raw.session.is_some() {
             return Err(ClientError::SessionGone);
         }
@@ -613,6 +629,17 @@ impl McpClient {
     pub fn unreachable_error(&self, e: &reqwest::Error) -> ClientError {
         unreachable(&self.url, e)
     }
+}
+
+/// A 429 as an error, with its `Retry-After` in delay-seconds (RFC 9110 §10.2.3; an HTTP date
+/// counts as "long": the client does not wait for it).
+fn rate_limited(headers: &HeaderMap) -> ClientError {
+    let retry_after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    ClientError::RateLimited { retry_after }
 }
 
 /// One raw exchange: see [`McpClient::send_raw`].
