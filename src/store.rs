@@ -284,7 +284,9 @@ pub fn lock_file_at(path: &Path, access: Access) -> Result<File> {
     Ok(file)
 }
 
-/// Names of the folders under `root` that hold a `profile.json`, sorted.
+/// Names of the folders under `root` that hold a `profile.json`, sorted — only names mcpgen
+/// accepts for a profile (`validate::name`): a folder from a clone named `p;touch x` or with
+/// terminal escapes is no profile, and never reaches a shell completion or a terminal.
 pub fn profile_names(root: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,
@@ -294,7 +296,7 @@ pub fn profile_names(root: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.') && root.join(n).join("profile.json").is_file())
+        .filter(|n| crate::validate::name(n).is_ok() && root.join(n).join("profile.json").is_file())
         .collect();
     names.sort();
     Ok(names)

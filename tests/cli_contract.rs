@@ -315,6 +315,18 @@ fn completion_knows_profiles_tokens_and_tools() {
         .run();
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), ["default", "ci-bot"]);
     assert!(complete(&env, &["--root", root, "sa-revoke", "nope", "--name", ""]).is_empty());
+
+    // A planted folder whose name is no profile name (shell syntax, a terminal escape) holding
+    // a profile.json is never offered: the shell would insert it as typed.
+    for planted in ["p;touch PWNED;#", "x\u{1b}]0;T\u{7}y"] {
+        let dir = env.root().join(planted);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(env.root().join("p/profile.json"), dir.join("profile.json")).unwrap();
+    }
+    let profiles: Vec<String> = complete(&env, &["--root", root, "sa-tokens", ""]).into_iter().filter(|c| !c.starts_with('-')).collect();
+    assert_eq!(profiles, ["other", "p"]);
+    let listed = env.ok(&["list", "--json"]).json();
+    assert_eq!(listed["profiles"].as_array().map(Vec::len), Some(2), "{listed}");
 }
 
 #[test]

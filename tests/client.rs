@@ -1119,3 +1119,35 @@ fn a_server_that_pages_forever_is_cut_off() {
     assert!(run.stderr.contains("repeated a cursor"), "{}", run.stderr);
     assert!(fake.requests_to("/mcp").len() < 10, "the client kept paging");
 }
+
+#[test]
+fn a_listing_of_many_large_pages_stops_at_its_byte_cap() {
+    let root = Env::new();
+    // Each page one tool with a 5 MB description and a new cursor: under every per-page and
+    // item cap, but a listing that would fill the client's memory.
+    let description = std::sync::Arc::new("x".repeat(5 * 1024 * 1024));
+    let fake = Fake::start(move |req| {
+        if req.method != "POST" {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        let message = req.json();
+        let Some(id) = message.get("id").cloned() else { return StatusCode::ACCEPTED.into_response() };
+        match message["method"].as_str() {
+            Some("initialize") => json_reply(
+                StatusCode::OK,
+                &rpc_result(&id, json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "x"}})),
+            ),
+            Some("tools/list") => {
+                let page = message["params"]["cursor"].as_str().and_then(|c| c.parse::<u32>().ok()).unwrap_or(0);
+                let tools = json!([tool(&format!("t{page}"), &description)]);
+                json_reply(StatusCode::OK, &rpc_result(&id, json!({"tools": tools, "nextCursor": (page + 1).to_string()})))
+            }
+            _ => json_reply(StatusCode::BAD_REQUEST, &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "no"}})),
+        }
+    });
+    let run = root.client().args(["--url", &fake.url]).run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("tools/list sent more than 64 MiB"), "{}", run.stderr);
+    let pages = fake.requests().iter().filter(|r| r.rpc() == "tools/list").count();
+    assert!((13..=15).contains(&pages), "{pages} pages");
+}

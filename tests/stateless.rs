@@ -95,6 +95,11 @@ async fn headers_that_disagree_with_the_body_are_refused_with_header_mismatch() 
     // A header sent twice is not trusted, even when one of its values matches.
     let twice = send(s.modern_post(&auth, &call).header("mcp-name", "getOrders")).await;
     assert_eq!((twice.status, error_code(&twice)), (400, -32020), "{twice:?}");
+    // Whatever the body says: no text stands in for the duplicated header.
+    let mut named = call.clone();
+    named["params"]["name"] = json!("(sent more than once)");
+    let twice = send(s.modern_post(&auth, &named).header("mcp-name", "(sent more than once)")).await;
+    assert_eq!((twice.status, error_code(&twice)), (400, -32020), "{twice:?}");
 
     // The header says one version, `_meta` another.
     let mut other = call.clone();

@@ -35,6 +35,9 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 const MAX_PAGES: usize = 1_000;
 /// ...and most items gathered.
 const MAX_LISTED: usize = 10_000;
+/// ...and most reply bytes read for one listing (each page is capped on its own, but a hostile
+/// server could send a thousand large pages).
+const MAX_LISTED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a call failed, in the classes the CLI's exit codes distinguish.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,8 @@ pub struct McpClient {
     param_headers: std::collections::HashMap<String, ParamHeaders>,
     next_id: i64,
     debug: bool,
+    /// Reply bytes read so far (what a listing's byte cap counts).
+    received: std::sync::atomic::AtomicUsize,
     pub server_info: Implementation,
     pub capabilities: Map<String, Value>,
 }
@@ -126,6 +131,7 @@ impl McpClient {
             param_headers: Default::default(),
             next_id: 1,
             debug,
+            received: Default::default(),
             server_info: Implementation::default(),
             capabilities: Map::new(),
         })
@@ -272,12 +278,16 @@ impl McpClient {
         // A server that repeats a cursor (even alternating two) or never stops listing must not
         // hold the client for good, nor fill its memory.
         let mut seen = std::collections::HashSet::new();
+        let start = self.received.load(std::sync::atomic::Ordering::Relaxed);
         for _ in 0..MAX_PAGES {
             let params = cursor.as_ref().map(|c| to_value(&PageParams { cursor: Some(c.clone()) })).transpose()?;
             let (items, next) = split(self.request(method, params).await?);
             out.extend(items);
             if out.len() > MAX_LISTED {
                 return Err(ClientError::Protocol(format!("{method} listed more than {MAX_LISTED} items")));
+            }
+            if self.received.load(std::sync::atomic::Ordering::Relaxed) - start > MAX_LISTED_BYTES {
+                return Err(ClientError::Protocol(format!("{method} sent more than {} MiB", MAX_LISTED_BYTES >> 20)));
             }
             match next {
                 Some(next) if seen.insert(next.clone()) => cursor = Some(next),
@@ -469,6 +479,7 @@ impl McpClient {
             net::ReadError::Transport(e) => unreachable(&self.url, &e),
             too_large => ClientError::Protocol(too_large.to_string()),
         })?;
+        self.received.fetch_add(text.len(), std::sync::atomic::Ordering::Relaxed);
         if self.debug {
             trace("<", &String::from_utf8_lossy(&text));
         }
@@ -484,6 +495,7 @@ impl McpClient {
             let events = match &chunk {
                 Some(bytes) => {
                     total += bytes.len();
+                    self.received.fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
                     if total > MAX_REPLY_BYTES {
                         return Err(ClientError::Protocol(format!("SSE reply larger than {MAX_REPLY_BYTES} bytes")));
                     }

@@ -135,9 +135,10 @@ pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: N
     let names = &state.shared.client_names;
     let client_info = match &facts {
         Some(LogLine { client_info: Some(info), .. }) => {
-            // The session an `initialize` just created, or the one the request named.
-            let created = response.headers().get(crate::mcp::SESSION_HEADER).and_then(|v| v.to_str().ok());
-            if let Some(id) = created.or(session.as_deref()) {
+            // Only under a session id this server just issued (to an `initialize`): an id a
+            // request merely names is the client's text — of any length, checked or not
+            // (the stateless revision ignores it) — and must not become memory we keep.
+            if let Some(id) = response.headers().get(crate::mcp::SESSION_HEADER).and_then(|v| v.to_str().ok()) {
                 names.remember(id, info.clone());
             }
             Some(info.clone())

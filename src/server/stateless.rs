@@ -37,21 +37,21 @@ pub const DISCOVER_TTL_MS: u64 = 300_000;
 /// and which tools a caller sees depends on its token (so the scope is `private`).
 pub const TOOLS_LIST_TTL_MS: u64 = 60_000;
 
-/// A header's one value; a value sent twice, or not visible ASCII, reads as a text no body
-/// value equals (so it is a mismatch, reported as such).
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A header's one value (`None`: absent); a header sent twice or not visible ASCII is an
+/// error naming it — never a text a body value could equal.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
     let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
+    let Some(first) = values.next() else { return Ok(None) };
     if values.next().is_some() {
-        return Some("(sent more than once)");
+        return Err(format!("the {name} header is sent more than once"));
     }
-    Some(first.to_str().unwrap_or("(not visible ASCII)"))
+    first.to_str().map(Some).map_err(|_| format!("the {name} header is not visible ASCII"))
 }
 
 /// The `MCP-Protocol-Version` header names a stateless version (for GET and DELETE, which have
 /// no body to look at).
 pub fn is_modern_header(headers: &HeaderMap) -> bool {
-    header(headers, mcp::VERSION_HEADER).is_some_and(mcp::is_modern)
+    header(headers, mcp::VERSION_HEADER).is_ok_and(|v| v.is_some_and(mcp::is_modern))
 }
 
 fn meta_version(message: &Message) -> Option<&Value> {
@@ -66,7 +66,8 @@ pub fn is_modern(headers: &HeaderMap, messages: &[Message]) -> bool {
     if messages.iter().any(|m| meta_version(m).is_some()) {
         return true;
     }
-    header(headers, mcp::VERSION_HEADER).is_some_and(|v| !mcp::is_supported(v))
+    // An unusable version header (twice, not ASCII) is refused by the stateless checks.
+    header(headers, mcp::VERSION_HEADER).map_or(true, |v| v.is_some_and(|v| !mcp::is_supported(v)))
 }
 
 /// `Mcp-Name` as sent: plain, or the `=?base64?…?=` form for names that are not plain ASCII.
@@ -93,8 +94,12 @@ fn mismatch(id: &Id, what: String) -> Response {
 fn validate(headers: &HeaderMap, message: &Message) -> Result<(), Response> {
     let id = message.id.clone().unwrap_or(Id::Null);
     let printable = crate::validate::printable;
-    let header_version = header(headers, mcp::VERSION_HEADER);
-    let body_version = meta_version(message).map(|v| v.as_str().unwrap_or("(not a string)"));
+    let header_version = header(headers, mcp::VERSION_HEADER).map_err(|why| mismatch(&id, why))?;
+    let body_version = match meta_version(message) {
+        None => None,
+        Some(Value::String(v)) => Some(v.as_str()),
+        Some(_) => return Err(mismatch(&id, format!("{} in params._meta is not a string", meta::PROTOCOL_VERSION))),
+    };
     let requested = match (header_version, body_version) {
         (Some(h), Some(b)) if h == b => h,
         (None, _) => return Err(mismatch(&id, "the MCP-Protocol-Version header is missing".into())),
@@ -118,7 +123,7 @@ fn validate(headers: &HeaderMap, message: &Message) -> Result<(), Response> {
         return Ok(()); // a notification: no header rules in this revision
     }
     let method = message.method.as_deref().unwrap_or("");
-    match header(headers, mcp::METHOD_HEADER) {
+    match header(headers, mcp::METHOD_HEADER).map_err(|why| mismatch(&id, why))? {
         Some(h) if h == method => {}
         Some(h) => {
             return Err(mismatch(&id, format!("Mcp-Method header {} does not match body value {}", printable(h), printable(method))));
@@ -127,7 +132,7 @@ fn validate(headers: &HeaderMap, message: &Message) -> Result<(), Response> {
     }
     if method == method::TOOLS_CALL {
         let name = message.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
-        match header(headers, mcp::NAME_HEADER).map(decode_name) {
+        match header(headers, mcp::NAME_HEADER).map_err(|why| mismatch(&id, why))?.map(decode_name) {
             Some(Some(h)) if h == name => {}
             Some(Some(h)) => {
                 return Err(mismatch(&id, format!("Mcp-Name header {} does not match body value {}", printable(&h), printable(name))));
@@ -160,10 +165,10 @@ pub async fn serve(
     log: &mut LogLine,
 ) -> Response {
     log.rpc = message.method.clone().unwrap_or_default();
-    log.note_meta(message.params.as_ref());
     if let Err(refusal) = validate(headers, &message) {
         return refusal;
     }
+    log.note_meta(message.params.as_ref());
     if !message.is_request() {
         return StatusCode::ACCEPTED.into_response();
     }
