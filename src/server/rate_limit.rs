@@ -85,16 +85,22 @@ pub struct RateLimiter {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
+/// The bucket every new client shares while [`MAX_BUCKETS`] clients are being held back.
+const OVERFLOW: &str = "\0overflow";
+
 impl RateLimiter {
     /// Take one request from `key`'s bucket; `Err(wait)` when it is empty.
     pub fn take(&self, key: &str, rate: Rate, now: Instant) -> Result<(), Duration> {
         let per_second = rate.per_minute / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut key = key;
         if !buckets.contains_key(key) && buckets.len() >= MAX_BUCKETS {
             // Drop the buckets that are full again: their clients lose nothing.
             buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second < rate.burst);
             if buckets.len() >= MAX_BUCKETS {
-                buckets.clear();
+                // Still full of clients being held back: a new one shares one overflow bucket
+                // rather than resetting theirs (which would lift every limit at once).
+                key = OVERFLOW;
             }
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: rate.burst, at: now });
@@ -117,8 +123,15 @@ pub fn admit(limiter: &RateLimiter, limits: Option<&Limits>, caller: &Caller) ->
     let (key, rate) = if caller.authenticated {
         (caller.client_id.clone(), limits.for_client(Some(&caller.client_id)))
     } else {
-        let ip = PEER.try_with(|p| *p).ok().flatten();
-        (format!("-@{}", ip.map(|ip| ip.to_string()).unwrap_or_default()), limits.for_client(None))
+        // An IPv6 client holds a whole /64: its addresses share one bucket.
+        let ip = PEER.try_with(|p| *p).ok().flatten().map(|ip| match ip {
+            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            other => other.to_canonical().to_string(),
+        });
+        (format!("-@{}", ip.unwrap_or_default()), limits.for_client(None))
     };
     let Err(wait) = limiter.take(&key, rate, Instant::now()) else { return Ok(()) };
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -149,6 +162,22 @@ mod tests {
         assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1), "{wait:?}");
         assert!(limiter.take("b", rate, t0).is_ok(), "another client is not affected");
         assert!(limiter.take("a", rate, t0 + Duration::from_secs(1)).is_ok(), "refilled after a second");
+    }
+
+    #[test]
+    fn a_flood_of_new_clients_shares_one_bucket_and_resets_no_one() {
+        let limiter = RateLimiter::default();
+        let rate = Rate { per_minute: 60.0, burst: 1.0 };
+        let t0 = Instant::now();
+        // Every bucket held back (empty), the victim's among them.
+        for i in 0..MAX_BUCKETS {
+            assert!(limiter.take(&i.to_string(), rate, t0).is_ok());
+        }
+        assert!(limiter.take("0", rate, t0).is_err(), "client 0 is held back");
+        assert!(limiter.take("new-1", rate, t0).is_ok(), "the first newcomer gets the overflow bucket's token");
+        assert!(limiter.take("new-2", rate, t0).is_err(), "the next shares it");
+        assert!(limiter.take("0", rate, t0).is_err(), "client 0 is still held back: nothing was reset");
+        assert_eq!(limiter.buckets.lock().unwrap().len(), MAX_BUCKETS + 1);
     }
 
     #[test]
