@@ -75,7 +75,8 @@ pub struct UpArgs {
     /// Issuer (`iss`) of the profile's tokens.
     #[arg(long, value_name = "ISS")]
     pub issuer: Option<String>,
-    /// Base URL of the REST API the tools call (default: the spec's servers[0], else mock mode).
+    /// Base URL of the REST API the tools call (default: none, so `serve` answers from the spec's
+    /// examples; `openapi.mock: false` in the server configuration calls the spec's servers[0]).
     #[arg(long, value_name = "URL")]
     pub downstream: Option<String>,
     /// Scopes of the `default` token (default: every scope the spec's tools need; for the

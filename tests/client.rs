@@ -371,6 +371,7 @@ fn revoked_token_is_refused_locally_and_nothing_is_sent() {
     let run = env.client().args([P, "--url", &server.url, "--tool", "getOrders"]).env("SERVICE_ACCOUNT_JWT", &jwt).run();
     run.expect(3);
     assert!(run.stderr.contains("$SERVICE_ACCOUNT_JWT has been revoked; nothing was sent"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: unset SERVICE_ACCOUNT_JWT (it may belong to another profile)"), "{}", run.stderr);
     env.client().args([P, "--url", &server.url]).run().expect(0);
     let log = server.requests_until(from, "tools/list");
     assert!(clients_in(&log).iter().all(|c| c == "svc-p"), "the revoked token reached the server: {log:?}");

@@ -27,9 +27,15 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
                     )
                 }
                 (401, _) => format!(
-                    "{} was refused; check it with `mcpgen sa-verify {profile}{}`",
+                    "{} was refused; check it with `mcpgen sa-verify {profile}{}`{}",
                     hints.token_source.as_deref().unwrap_or("the token"),
-                    if hints.token_source.as_deref().is_some_and(|s| s.starts_with("token ")) { " --name NAME" } else { " --token JWT" }
+                    if hints.token_source.as_deref().is_some_and(|s| s.starts_with("token ")) { " --name NAME" } else { " --token JWT" },
+                    // An exported token is read before the profile's own files.
+                    if hints.token_source.as_deref().is_some_and(|s| s.starts_with('$')) {
+                        ", or unset it if it belongs to another profile"
+                    } else {
+                        ""
+                    }
                 ),
                 _ => "the server refused the request".to_owned(),
             };
@@ -55,6 +61,10 @@ pub fn client_error(e: ClientError, hints: &Hints) -> anyhow::Error {
         }
         ClientError::Unreachable { url, reason } => Failure::new(Kind::Unreachable, e.to_string())
             .hint(match (&hints.profile, url.starts_with("token endpoint"), reason == "timed out") {
+                // A TLS failure is no sign of a stopped server.
+                _ if reason.contains("certificate") || reason.contains("Certificate") || reason.contains("tls") => {
+                    "the server's TLS certificate is not trusted: point SSL_CERT_FILE at the CA (or self-signed certificate) that issued it; a self-signed one must say basicConstraints CA:FALSE".to_owned()
+                }
                 (_, true, _) => "check token_url (or the authorization server) in the --oauth file, and that it is up".to_owned(),
                 (_, _, true) => "the server did not answer in time; give it longer with --timeout SECONDS".to_owned(),
                 (Some(p), _, _) => format!("is the server running? start it with `mcpgen serve {p}`, or pass --url"),

@@ -199,7 +199,14 @@ fn check_token_locally(jwt: &str, source: &str, profile: Option<&Profile>, named
     let Some((_, claims)) = token::decode_unverified(jwt) else { return Ok(()) };
     let remint = match (profile, named) {
         (Some(p), Some(n)) => format!("re-mint it with `mcpgen sa-token {} --name {n}`", p.name),
-        (Some(p), None) => format!("re-mint the primary with `mcpgen sa-token {}`, or pick a token with --sa-token", p.name),
+        (Some(p), None) if source.starts_with('$') => format!(
+            "unset {} (it may belong to another profile) to use {}'s own token, or pick one with --sa-token",
+            source.trim_start_matches('$'),
+            p.name
+        ),
+        (Some(p), None) => {
+            format!("re-mint the primary with `mcpgen sa-token {} --name default --force`, or pick a token with --sa-token", p.name)
+        }
         _ => "mint a new token and pass it again".to_owned(),
     };
     if let Some(exp) = claims.get("exp").and_then(Value::as_i64)
