@@ -27,13 +27,15 @@ struct Bridge {
     /// Messages read while waiting for another.
     early: Vec<Value>,
     log: Arc<Log>,
+    /// The thread reading stderr: joined before the log is read whole.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Bridge {
     fn start(cmd: Cmd) -> Bridge {
         let mut child = cmd.spawn_piped();
         let stdin = child.stdin.take();
-        let (log, _) = Log::collect(child.stderr.take().expect("stderr"));
+        let (log, stderr_reader) = Log::collect(child.stderr.take().expect("stderr"));
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -44,7 +46,7 @@ impl Bridge {
                 }
             }
         });
-        Bridge { child, stdin, lines, early: Vec::new(), log }
+        Bridge { child, stdin, lines, early: Vec::new(), log, stderr_reader: Some(stderr_reader) }
     }
 
     fn send(&mut self, message: Value) {
@@ -104,6 +106,11 @@ impl Bridge {
     fn finish(mut self) -> (Option<i32>, String, Vec<Value>) {
         drop(self.stdin.take());
         let status = self.child.wait().expect("wait for the bridge");
+        // The process has exited, but its last stderr lines may still be on their way to the
+        // reader: read to the end before looking.
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
         let rest: Vec<Value> = self.early.drain(..).chain(self.lines.iter()).collect();
         (status.code(), self.log.text(), rest)
     }
