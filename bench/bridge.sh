@@ -20,17 +20,9 @@ SESSIONS=${SESSIONS:-30}
 CALLS=${CALLS:-2000}
 for tool in python3 node npm awk; do command -v "$tool" >/dev/null || { echo "error: $tool is required" >&2; exit 1; }; done
 
-echo "building mcpgen (release)..." >&2
-cargo build --release --quiet
-BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/mcpgen"
-
-WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
+release_binary
+work_dir
 
 # mcp-remote: the tests' provisioned copy, else npm ci of the same lock into the work folder.
 REMOTE="${CARGO_TARGET_DIR:-target}/peers/node/node_modules/.bin/mcp-remote"

@@ -25,17 +25,9 @@ if ! command -v wrk >/dev/null; then
 fi
 for tool in curl awk openssl python3; do command -v "$tool" >/dev/null || { echo "error: $tool is required" >&2; exit 1; }; done
 
-echo "building mcpgen (release)..." >&2
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-target}/release/mcpgen"
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
+release_binary
+work_dir
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }

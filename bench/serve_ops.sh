@@ -23,21 +23,9 @@ TARGET_RATIO=0.85
 
 for tool in wrk curl awk openssl python3; do command -v "$tool" >/dev/null || { echo "error: $tool is required" >&2; exit 1; }; done
 
-if [ -n "${MCPGEN_BIN:-}" ]; then
-  BIN=$MCPGEN_BIN
-else
-  echo "building mcpgen (release)..." >&2
-  cargo build --release --quiet
-  BIN="${CARGO_TARGET_DIR:-target}/release/mcpgen"
-fi
-
-WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
+release_binary
+work_dir
 
 "$BIN" --root "$WORK" up --instance bench >/dev/null 2>&1
 TOKEN=$(cat "$WORK/bench/sa/token.jwt")
