@@ -40,12 +40,7 @@ HEADER=X-OEMCP-SERVICEACCOUNT
 
 "$BIN" --root "$WORK" serve bench --port 0 --mock >"$WORK/url" 2>"$WORK/server.log" &
 SERVER_PID=$!
-for _ in $(seq 1 300); do
-  [ -s "$WORK/url" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-URL=$(head -n1 "$WORK/url")
+serve_url "$WORK/server.log"
 
 DRIVER="python3 bench/bridge_session.py"
 BRIDGE=("$BIN" --root "$WORK" bridge bench --url "$URL")

@@ -32,3 +32,22 @@ work_dir() {
   WORK=$(mktemp -d)
   trap cleanup_work EXIT
 }
+
+# serve_url LOG: wait (at most 30 s) for the server SERVER_PID to print its URL into
+# $WORK/url — showing LOG and failing if it exits first — and set URL.
+serve_url() {
+  local _
+  for _ in $(seq 1 300); do
+    [ -s "$WORK/url" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$1" >&2; exit 1; }
+    sleep 0.1
+  done
+  URL=$(head -n1 "$WORK/url")
+}
+
+# stop_server: stop SERVER_PID and forget it.
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}

@@ -40,12 +40,7 @@ start_server() { # $1: MCPGEN_TOKEN_CACHE value
   : >"$WORK/url"
   MCPGEN_TOKEN_CACHE=$1 "$BIN" --root "$WORK" serve bench --port 0 --mock >"$WORK/url" 2>"$WORK/server-cache$1.log" &
   SERVER_PID=$!
-  for _ in $(seq 1 300); do
-    [ -s "$WORK/url" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server-cache$1.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  URL=$(head -n1 "$WORK/url")
+  serve_url "$WORK/server-cache$1.log"
   [ -n "$URL" ] || { echo "error: the server printed no URL" >&2; exit 1; }
   # Open a session the way an MCP client does: initialize, then notifications/initialized.
   MCPGEN_BENCH_SESSION=$(curl -fsS -D - -o /dev/null "$URL" \
@@ -66,12 +61,6 @@ start_server() { # $1: MCPGEN_TOKEN_CACHE value
     *'"isError":false'*'ord-1001'* | *'ord-1001'*'"isError":false'*) ;;
     *) echo "error: the benchmarked tools/call does not succeed: $check" >&2; exit 1 ;;
   esac
-}
-
-stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=
 }
 
 FAILED=0

@@ -58,12 +58,7 @@ start_server() { # extra serve flags
   : >"$WORK/url"
   "$BIN" --root "$WORK" serve bench --port 0 --mock "$@" >"$WORK/url" 2>"$WORK/server.log" &
   SERVER_PID=$!
-  for _ in $(seq 1 300); do
-    [ -s "$WORK/url" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  URL=$(head -n1 "$WORK/url")
+  serve_url "$WORK/server.log"
   [ -n "$URL" ] || { echo "error: the server printed no URL" >&2; exit 1; }
   local curl=(curl -fsS --cacert "$WORK/cert.pem")
   MCPGEN_BENCH_SESSION=$("${curl[@]}" -D - -o /dev/null "$URL" \
@@ -80,12 +75,6 @@ start_server() { # extra serve flags
     *'ord-1001'*) ;;
     *) echo "error: the benchmarked tools/call does not succeed: $check" >&2; exit 1 ;;
   esac
-}
-
-stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=
 }
 
 FAILED=0
