@@ -122,8 +122,9 @@ fn note_hidden_tools(root: &Path, args: &crate::cli::ClientArgs, listed: usize) 
     let hidden = served.tools.len().saturating_sub(listed);
     if hidden > 0 {
         output::note(format!(
-            "note: {hidden} of the {} tools of {profile} are hidden from this token (it lacks their scopes; see `mcpgen sa-tokens {profile}`)",
-            served.tools.len()
+            "note: {hidden} of the {} tools of {profile} {} hidden from this token (it lacks their scopes; `mcpgen sa-tokens {profile}` shows each token's scopes)",
+            served.tools.len(),
+            if hidden == 1 { "is" } else { "are" }
         ));
     }
 }

@@ -44,7 +44,7 @@ pub fn merge_into(host: Host, path: &Path, name: &str, entry: &Value, secret: bo
     };
     let (text, merged) = merge_text(host, existing.as_ref().map(|(t, _)| t.as_str()), name, entry).map_err(|e| {
         Failure::usage(format!("{}: {e:#}", target.display()))
-            .hint(format!("fix the file, or print the entry with `mcpgen hosts PROFILE --for {}` and paste it", host.name()))
+            .hint(format!("fix the file, or print the entry with `mcpgen hosts {name} --for {}` and paste it", host.name()))
     })?;
     // A file that will hold a token is private; otherwise it keeps its mode (new: 0644).
     let mode = match (&existing, secret) {
