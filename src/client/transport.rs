@@ -4,7 +4,8 @@
 //! handshake (initialize → initialized → requests → DELETE, session ids, `MCP-Protocol-Version`
 //! after initialize, one re-initialize when the server forgets the session). JSON or SSE replies,
 //! and typed failures that map to the CLI's exit codes. `debug` traces every exchange (through
-//! `logging::trace`) with credentials redacted.
+//! `logging::trace`) with credentials redacted. The era logic is in `era`; the raw exchanges a
+//! relay (`client::bridge`) builds on are in `raw`.
 
 use std::time::{Duration, Instant};
 
@@ -17,14 +18,21 @@ use crate::client::oauth::OAuthProvider;
 use crate::client::param_headers::{self, ParamHeaders};
 use crate::client::sse;
 use crate::logging::trace;
-use crate::mcp::jsonrpc::{HEADER_MISMATCH, Id, MISSING_CLIENT_CAPABILITY, Message};
+use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::messages::{
-    CallToolParams, CallToolResult, DiscoverResult, Implementation, InitializeParams, InitializeResult, ListPromptsResult,
+    CallToolParams, CallToolResult, Implementation, ListPromptsResult,
 };
 use crate::mcp::messages::{ListToolsResult, PageParams, Tool};
-use crate::mcp::{self, LATEST_VERSION, method};
+use crate::mcp::{self, method};
 use crate::net;
 use crate::validate::printable;
+
+mod era;
+mod raw;
+
+pub(crate) use era::{falls_back, with_meta_of};
+use era::with_meta;
+pub use raw::{MAX_RAW_REPLY_BYTES, RawRequest};
 
 /// Largest reply body accepted.
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
@@ -137,91 +145,6 @@ impl McpClient {
         })
     }
 
-    /// Whether the server speaks the stateless revision (after [`McpClient::initialize`]).
-    pub fn is_modern(&self) -> bool {
-        self.modern
-    }
-
-    /// The protocol version in use (after [`McpClient::initialize`]).
-    pub fn protocol_version(&self) -> Option<&str> {
-        if self.modern { Some(mcp::MODERN_VERSION) } else { self.version.as_deref() }
-    }
-
-    /// Learn what the server speaks: `server/discover` in the stateless revision first, and the
-    /// `initialize` handshake when the server's answer is not a recognized modern one (the
-    /// transport specification's backward-compatibility rule). The era found is kept, so a
-    /// re-initialize after a forgotten session does not probe again.
-    pub async fn initialize(&mut self) -> Result<(), ClientError> {
-        if !self.legacy_only {
-            match self.discover().await {
-                Ok(()) => return Ok(()),
-                Err(e) if !falls_back(&e) => return Err(e),
-                Err(e) => {
-                    if self.debug {
-                        trace("!", &format!("no modern answer to server/discover ({e}); initializing in the handshake era"));
-                    }
-                    self.legacy_only = true;
-                }
-            }
-        }
-        self.handshake().await
-    }
-
-    /// `server/discover`; on success the client is modern.
-    async fn discover(&mut self) -> Result<(), ClientError> {
-        self.session = None;
-        self.version = None;
-        self.modern = true;
-        let id = self.take_id();
-        let message = Message::request(id.clone(), method::DISCOVER, Some(with_meta(None)));
-        let result = self.exchange(&message, Some(&id)).await.and_then(|(reply, _)| rpc_result::<DiscoverResult>(reply));
-        let result = match result {
-            Ok(result) if result.supported_versions.iter().any(|v| mcp::is_modern(v)) => result,
-            Ok(_) => {
-                self.modern = false;
-                return Err(ClientError::Protocol("server/discover lists no version of the stateless revision mcpgen speaks".into()));
-            }
-            Err(e) => {
-                self.modern = false;
-                return Err(e);
-            }
-        };
-        let from_meta =
-            result.meta.as_ref().and_then(|m| m.get(mcp::meta::SERVER_INFO)).and_then(|v| serde_json::from_value(v.clone()).ok());
-        self.server_info = from_meta.unwrap_or(result.server_info);
-        self.capabilities = result.capabilities;
-        Ok(())
-    }
-
-    /// initialize, then the initialized notification.
-    async fn handshake(&mut self) -> Result<(), ClientError> {
-        self.session = None;
-        self.version = None;
-        self.modern = false;
-        let params = InitializeParams {
-            protocol_version: LATEST_VERSION.into(),
-            capabilities: Map::new(),
-            client_info: Implementation { name: "mcpgen".into(), title: None, version: env!("CARGO_PKG_VERSION").into() },
-        };
-        let id = self.take_id();
-        let message = Message::request(id.clone(), method::INITIALIZE, Some(to_value(&params)?));
-        let (reply, headers) = self.exchange(&message, Some(&id)).await?;
-        let result: InitializeResult = rpc_result(reply)?;
-        if !mcp::is_supported(&result.protocol_version) {
-            return Err(ClientError::Protocol(format!(
-                "the server chose protocol version {:?}, which mcpgen does not speak ({})",
-                printable(&result.protocol_version),
-                mcp::SUPPORTED_VERSIONS.join(", ")
-            )));
-        }
-        self.version = Some(result.protocol_version);
-        self.session = headers.get(mcp::SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        self.server_info = result.server_info;
-        self.capabilities = result.capabilities;
-        self.exchange(&Message::notification(method::INITIALIZED), None).await?;
-        Ok(())
-    }
-
     /// A request and its typed result; a 404 (session gone) re-initializes once and retries.
     pub async fn request<T: DeserializeOwned>(&mut self, method: &str, params: Option<Value>) -> Result<T, ClientError> {
         let params = if self.modern { Some(with_meta(params)) } else { params };
@@ -323,28 +246,6 @@ impl McpClient {
         {
             trace("<", &format!("{} ({:.1} ms)", response.status(), started.elapsed().as_secs_f64() * 1000.0));
         }
-    }
-
-    /// The headers a stateless request mirrors from its body: version, method, the tool's name
-    /// and its `x-mcp-header` arguments.
-    fn modern_headers(&self, message: &Message) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
-        let method = message.method.as_deref().unwrap_or("");
-        let mut out = vec![
-            (HeaderName::from_static(mcp::VERSION_HEADER), HeaderValue::from_static(mcp::MODERN_VERSION)),
-            (HeaderName::from_static(mcp::METHOD_HEADER), header_value(method)?),
-        ];
-        if method == method::TOOLS_CALL {
-            let params = message.params.as_ref();
-            let name = params.and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
-            out.push((HeaderName::from_static(mcp::NAME_HEADER), header_value(&param_headers::encode(name))?));
-            if let (Some(headers), Some(arguments)) = (self.param_headers.get(name), params.and_then(|p| p.get("arguments"))) {
-                for (header, value) in headers.values(arguments) {
-                    let name = HeaderName::from_bytes(header.as_bytes()).map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    out.push((name, header_value(&value)?));
-                }
-            }
-        }
-        Ok(out)
     }
 
     fn take_id(&mut self) -> Id {
@@ -524,125 +425,6 @@ impl McpClient {
     }
 }
 
-/// Raw exchanges for a relay (`client::bridge`): the caller owns the session and protocol
-/// version and decodes the reply itself; this adds the credentials (the fixed headers, `extra`
-/// ones the caller chose for this request, a fresh OAuth token) and re-mints an OAuth token
-/// once when the server refuses it (401).
-impl McpClient {
-    /// The MCP endpoint.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Send `method` (POST with a JSON body, GET for the server's stream, DELETE to end a
-    /// session); a 401 or 403 comes back as [`ClientError::Refused`], a 404 to a request that
-    /// carried a session as [`ClientError::SessionGone`], anything else as the response.
-    /// `timeout` replaces the client's for this request (the GET stream lives long).
-    pub async fn send_raw(&self, raw: &RawRequest<'_>, extra: &[(HeaderName, HeaderValue)]) -> Result<reqwest::Response, ClientError> {
-        match self.send_raw_authorized(raw, extra).await {
-            // A rate limit that asks for a short pause: wait it out and try once more.
-            Err(ClientError::RateLimited { retry_after: Some(wait) }) if wait <= MAX_RETRY_AFTER => {
-                if self.debug {
-                    trace("!", &format!("rate limited; retrying once after {} s", wait.as_secs()));
-                }
-                tokio::time::sleep(wait).await;
-                self.send_raw_authorized(raw, extra).await
-            }
-            other => other,
-        }
-    }
-
-    /// [`send_raw`](Self::send_raw) with the OAuth token replaced once when it is refused.
-    async fn send_raw_authorized(
-        &self,
-        raw: &RawRequest<'_>,
-        extra: &[(HeaderName, HeaderValue)],
-    ) -> Result<reqwest::Response, ClientError> {
-        match self.send_raw_once(raw, extra).await {
-            Err(ClientError::Refused { status: 401, .. }) if self.oauth.is_some() => {
-                if let Some(oauth) = &self.oauth {
-                    oauth.invalidate().await;
-                }
-                if self.debug {
-                    trace("!", "the server refused the access token; minting a new one and retrying once");
-                }
-                self.send_raw_once(raw, extra).await
-            }
-            other => other,
-        }
-    }
-
-    async fn send_raw_once(&self, raw: &RawRequest<'_>, extra: &[(HeaderName, HeaderValue)]) -> Result<reqwest::Response, ClientError> {
-        let mut request = self.http.request(raw.method.clone(), &self.url);
-        request = match raw.body {
-            Some(body) => request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(reqwest::header::ACCEPT, "application/json, text/event-stream")
-                .body(body.to_owned()),
-            None if raw.method == reqwest::Method::GET => request.header(reqwest::header::ACCEPT, "text/event-stream"),
-            None => request,
-        };
-        let mut auth = self.auth_headers().await?;
-        auth.extend(extra.iter().cloned());
-        for (name, value) in &auth {
-            request = request.header(name.clone(), value.clone());
-        }
-        if let Some(session) = raw.session {
-            request = request.header(mcp::SESSION_HEADER, session);
-        }
-        if let Some(version) = raw.version {
-            request = request.header(mcp::VERSION_HEADER, version);
-        }
-        if let Some(event) = raw.last_event_id {
-            request = request.header("last-event-id", event);
-        }
-        if let Some(timeout) = raw.timeout {
-            request = request.timeout(timeout);
-        }
-        let request = request.build().map_err(|e| ClientError::Protocol(format!("cannot build request: {e}")))?;
-        if self.debug {
-            trace(">", &format!("{} {}", request.method(), net::redact_url(request.url().as_str())));
-            for (name, value) in request.headers() {
-                trace(">", &format!("{name}: {}", redact_header(name, value, &auth)));
-            }
-            if let Some(body) = raw.body {
-                trace(">", body);
-            }
-        }
-        let started = Instant::now();
-        let response = self.http.execute(request).await.map_err(|e| unreachable(&self.url, &e))?;
-        let status = response.status();
-        if self.debug {
-            trace("<", &format!("{status} ({:.1} ms)", started.elapsed().as_secs_f64() * 1000.0));
-            for (name, value) in response.headers() {
-                trace("<", &format!("{name}: {}", redact_header(name, value, &[])));
-            }
-        }
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            let headers = response.headers().clone();
-            let text = self.read_body(response).await.unwrap_or_default();
-            return Err(challenge::refused(status.as_u16(), &headers, &text));
-        }
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(rate_limited(response.headers()));
-        }
-        if status == reqwest::StatusCode::NOT_FOUND && raw.session.is_some() {
-            return Err(ClientError::SessionGone);
-        }
-        Ok(response)
-    }
-
-    /// A whole reply body, capped at the client's limit.
-    pub async fn read_raw_body(&self, response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
-        self.read_body(response).await
-    }
-
-    /// The error for a transport failure while reading a reply.
-    pub fn unreachable_error(&self, e: &reqwest::Error) -> ClientError {
-        unreachable(&self.url, e)
-    }
-}
-
 /// A 429 as an error, with its `Retry-After` in delay-seconds (RFC 9110 §10.2.3; an HTTP date
 /// counts as "long": the client does not wait for it).
 fn rate_limited(headers: &HeaderMap) -> ClientError {
@@ -653,20 +435,6 @@ fn rate_limited(headers: &HeaderMap) -> ClientError {
         .map(Duration::from_secs);
     ClientError::RateLimited { retry_after }
 }
-
-/// One raw exchange: see [`McpClient::send_raw`].
-#[derive(Debug, Clone)]
-pub struct RawRequest<'a> {
-    pub method: reqwest::Method,
-    pub body: Option<&'a str>,
-    pub session: Option<&'a str>,
-    pub version: Option<&'a str>,
-    pub last_event_id: Option<&'a str>,
-    pub timeout: Option<Duration>,
-}
-
-/// Largest reply body (JSON) or SSE stream accepted from the server.
-pub const MAX_RAW_REPLY_BYTES: usize = MAX_REPLY_BYTES;
 
 fn to_value(value: &impl serde::Serialize) -> Result<Value, ClientError> {
     serde_json::to_value(value).map_err(|e| ClientError::Protocol(format!("cannot encode a request: {e}")))
@@ -688,48 +456,6 @@ fn find_reply(value: Value, expect_id: Option<&Id>) -> Result<Option<Message>, C
         .find(|m| m.method.is_none() && m.id.as_ref() == Some(id))
         .map(Some)
         .ok_or_else(|| ClientError::Protocol(format!("no response with id {} in the reply", json!(id))))
-}
-
-/// Whether a failed `server/discover` means "not a modern server" (fall back to the handshake)
-/// rather than a failure to report: authentication, reachability and the revision's own
-/// request errors are reported; anything else — a 4xx without a modern error, a JSON-RPC error
-/// of another kind, a reply that is no `DiscoverResult` — falls back.
-pub(crate) fn falls_back(e: &ClientError) -> bool {
-    match e {
-        ClientError::Refused { .. }
-        | ClientError::Unreachable { .. }
-        | ClientError::TokenEndpoint { .. }
-        | ClientError::RateLimited { .. } => false,
-        ClientError::Rpc { code, .. } => ![HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY].contains(code),
-        // A redirect or a server error is no answer about the protocol: report it.
-        ClientError::Status { status } => (400..500).contains(status),
-        ClientError::SessionGone | ClientError::Protocol(_) => true,
-    }
-}
-
-/// `params` with the `_meta` every stateless request carries.
-fn with_meta(params: Option<Value>) -> Value {
-    with_meta_of(params, json!({}), json!({"name": "mcpgen", "version": env!("CARGO_PKG_VERSION")}))
-}
-
-/// `params` with the stateless revision's `_meta`: the version, and the capabilities and
-/// identity of the client (a relay passes its host's).
-pub(crate) fn with_meta_of(params: Option<Value>, capabilities: Value, client_info: Value) -> Value {
-    let mut params = match params {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    let meta = params.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(meta) = meta {
-        meta.insert(mcp::meta::PROTOCOL_VERSION.into(), json!(mcp::MODERN_VERSION));
-        meta.insert(mcp::meta::CLIENT_CAPABILITIES.into(), capabilities);
-        meta.insert(mcp::meta::CLIENT_INFO.into(), client_info);
-    }
-    Value::Object(params)
-}
-
-fn header_value(text: &str) -> Result<HeaderValue, ClientError> {
-    HeaderValue::from_str(text).map_err(|_| ClientError::Protocol(format!("{} cannot be sent as a header", printable(text))))
 }
 
 /// The typed result of a response, or its error.
