@@ -18,6 +18,7 @@ pub mod health;
 pub mod introspection;
 pub mod jwks;
 pub mod listener;
+pub mod methods;
 pub mod metrics;
 pub mod rate_limit;
 pub mod router;

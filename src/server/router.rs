@@ -2,7 +2,8 @@
 //! not offer, DELETE to end a session) and the documents of `wellknown`.
 //!
 //! Order of checks on `/mcp`: Origin (403), authentication (401/403), `Accept` (406), body
-//! (400), session (400 missing / 404 unknown), `MCP-Protocol-Version` (400), then the method.
+//! (400), session (400 missing / 404 unknown), `MCP-Protocol-Version` (400), then the method
+//! (answered in `methods`; a protocol 2026-07-28 request goes to `stateless` instead).
 //!
 //! Everything an unauthenticated or hostile client can hold is bounded:
 //! - connections: see `listener`; a body is read only once the caller is authenticated, and
@@ -28,20 +29,19 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::mcp::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, Id, Kind, METHOD_NOT_FOUND, Message, PARSE_ERROR};
-use crate::mcp::messages::{CallToolParams, Implementation, InitializeParams, InitializeResult, PageParams, Tool};
+use crate::mcp::messages::{InitializeParams, InitializeResult};
 use crate::mcp::{self, LATEST_VERSION, STRUCTURED_SINCE, method};
 use crate::server::access_log::LogLine;
-use crate::server::auth::{self, Caller, Refusal};
+use crate::server::auth::{self, Caller};
 use crate::server::sessions::Sessions;
 use crate::server::snapshot::Live;
+use crate::server::methods::{self, answer, authorize_calls, encode};
 use crate::server::stateless;
 use crate::server::watch::Shared;
 use crate::server::wellknown;
 
 /// Largest request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Tools per `tools/list` page.
-pub const PAGE_SIZE: usize = 100;
 /// Messages in one JSON-RPC batch at most (protocol versions before 2025-06-18).
 pub const MAX_BATCH: usize = 32;
 /// Bytes of replies one batch may produce; requests past it get an error each, so a batch of
@@ -308,9 +308,9 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
         let session_id = state.sessions.issue(&live.session_keys[0], version, &caller.client_id);
         let result = InitializeResult {
             protocol_version: version.to_owned(),
-            capabilities: capabilities(),
-            server_info: server_info(live),
-            instructions: Some(instructions(live)),
+            capabilities: methods::capabilities(),
+            server_info: methods::server_info(live),
+            instructions: Some(methods::instructions(live)),
         };
         let mut response = reply(vec![encode(&Message::result(id, result))], false, use_sse);
         if let Ok(v) = HeaderValue::from_str(&session_id) {
@@ -379,138 +379,6 @@ async fn post(state: &AppState, live: &Live, headers: &HeaderMap, query: Option<
         return StatusCode::ACCEPTED.into_response();
     }
     reply(replies, batch, use_sse)
-}
-
-/// What this server offers: tools, a list that does not change while a client holds it.
-pub(crate) fn capabilities() -> serde_json::Map<String, Value> {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("tools".into(), json!({"listChanged": false}));
-    capabilities
-}
-
-pub(crate) fn server_info(live: &Live) -> Implementation {
-    Implementation { name: "mcpgen".into(), title: Some(format!("mcpgen {}", live.profile)), version: env!("CARGO_PKG_VERSION").into() }
-}
-
-pub(crate) fn instructions(live: &Live) -> String {
-    format!("Tools of the {} API. Service-account scopes decide which tools you see.", live.profile)
-}
-
-/// Authorization of every call first: a refusal must not come after earlier calls of the same
-/// batch already reached the downstream.
-pub(crate) fn authorize_calls(
-    state: &AppState,
-    live: &Live,
-    caller: &Caller,
-    messages: &[Message],
-    log: &mut LogLine,
-) -> Result<(), Response> {
-    for message in messages.iter().filter(|m| m.is_request() && m.method.as_deref() == Some(method::TOOLS_CALL)) {
-        let name = message.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
-        if live.tools.get(name).is_some() {
-            let needed = live.settings.authorization.scopes_for(name);
-            if !caller.has_all(needed) {
-                log.rpc = method::TOOLS_CALL.into();
-                log.tool = name.to_owned();
-                return Err(auth::refusal_response(live, &Refusal::InsufficientScope(needed.to_vec()), &state.metadata_url(live)));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The encoded reply to a `tools/list` or `tools/call` request, the methods both protocol eras
-/// share; `None` for any other method. `modern` adds the `resultType` the stateless revision
-/// requires on every result.
-pub(crate) async fn answer(
-    live: &Live,
-    caller: &Caller,
-    message: &Message,
-    structured: bool,
-    modern: bool,
-    log: &mut LogLine,
-) -> Option<String> {
-    let id = message.id.clone().unwrap_or(Id::Null);
-    let encoded = match message.method.as_deref().unwrap_or("") {
-        method::TOOLS_LIST => list_tools(live, caller, id, message, modern),
-        method::TOOLS_CALL => {
-            let params: CallToolParams = match message.params_as() {
-                Ok(p) => p,
-                Err(e) => return Some(encode(&Message::error(id, INVALID_PARAMS, format!("invalid tools/call params: {e}")))),
-            };
-            log.tool = params.name.clone();
-            let Some(tool) = live.tools.get(&params.name) else {
-                return Some(encode(&Message::error(
-                    id,
-                    INVALID_PARAMS,
-                    format!("Unknown tool: {}", crate::validate::printable(&params.name)),
-                )));
-            };
-            let args = match params.arguments {
-                None | Some(Value::Null) => serde_json::Map::new(),
-                Some(Value::Object(map)) => map,
-                Some(_) => return Some(encode(&Message::error(id, INVALID_PARAMS, "arguments must be an object"))),
-            };
-            let mut result = live.tools.call(tool, &args, structured).await;
-            crate::server::metrics::tool_call(&tool.op.name, result.is_error != Some(true));
-            if modern {
-                result.extra.insert("resultType".into(), json!("complete"));
-            }
-            encode(&Message::result(id, result))
-        }
-        _ => return None,
-    };
-    Some(encoded)
-}
-
-pub(crate) fn encode(message: &Message) -> String {
-    serde_json::to_string(message).unwrap_or_default()
-}
-
-/// `tools/list`: the tools the caller has the scopes for, a page at a time; the encoded reply,
-/// serialized straight from the descriptors (no copy of the page as a JSON tree).
-fn list_tools(live: &Live, caller: &Caller, id: Id, message: &Message, modern: bool) -> String {
-    let invalid = |id| encode(&Message::error(id, INVALID_PARAMS, "invalid cursor"));
-    let start = match message.params_as::<PageParams>() {
-        Ok(PageParams { cursor: None }) => 0,
-        Ok(PageParams { cursor: Some(c) }) => match c.parse::<usize>() {
-            Ok(n) => n,
-            Err(_) => return invalid(id),
-        },
-        Err(_) => return invalid(id),
-    };
-    let visible: Vec<&Tool> = live
-        .tools
-        .tools
-        .iter()
-        .filter(|t| caller.has_all(live.settings.authorization.scopes_for(&t.op.name)))
-        .map(|t| &t.descriptor)
-        .collect();
-    if start > visible.len() {
-        return invalid(id);
-    }
-    let end = (start + PAGE_SIZE).min(visible.len());
-
-    #[derive(serde::Serialize)]
-    struct Page<'a> {
-        #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
-        result_type: Option<&'static str>,
-        #[serde(rename = "ttlMs", skip_serializing_if = "Option::is_none")]
-        ttl_ms: Option<u64>,
-        #[serde(rename = "cacheScope", skip_serializing_if = "Option::is_none")]
-        cache_scope: Option<&'static str>,
-        tools: &'a [&'a Tool],
-        #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
-        next_cursor: Option<String>,
-    }
-    let page = Page {
-        result_type: modern.then_some("complete"),
-        ttl_ms: modern.then_some(stateless::TOOLS_LIST_TTL_MS),
-        cache_scope: modern.then_some("private"),
-        tools: &visible[start..end],
-        next_cursor: (end < visible.len()).then(|| end.to_string()),
-    };
-    encode(&Message::result(id, page))
 }
 
 /// A JSON body (one message, or an array for a batch), or one SSE event per message.

@@ -28,7 +28,8 @@ use crate::mcp::messages::DiscoverResult;
 use crate::mcp::{self, meta, method};
 use crate::server::access_log::LogLine;
 use crate::server::auth::Caller;
-use crate::server::router::{self, AppState, encode, json_response, reply};
+use crate::server::methods::{self, encode};
+use crate::server::router::{AppState, json_response, reply};
 use crate::server::snapshot::Live;
 
 /// How long a `server/discover` answer stays fresh: it changes only with the server's version.
@@ -172,28 +173,28 @@ pub async fn serve(
     if !message.is_request() {
         return StatusCode::ACCEPTED.into_response();
     }
-    if let Err(refusal) = router::authorize_calls(state, live, caller, std::slice::from_ref(&message), log) {
+    if let Err(refusal) = methods::authorize_calls(state, live, caller, std::slice::from_ref(&message), log) {
         return refusal;
     }
     let id = message.id.clone().unwrap_or(Id::Null);
     if message.method.as_deref() == Some(method::DISCOVER) {
-        let server_info = router::server_info(live);
+        let server_info = methods::server_info(live);
         let mut meta = serde_json::Map::new();
         meta.insert(meta::SERVER_INFO.into(), serde_json::to_value(&server_info).unwrap_or_default());
         let result = DiscoverResult {
             result_type: Some("complete".into()),
             supported_versions: mcp::all_versions().into_iter().map(str::to_owned).collect(),
-            capabilities: router::capabilities(),
+            capabilities: methods::capabilities(),
             // Where the discover page shows it, and in `_meta` where the schema puts it.
             server_info,
-            instructions: Some(router::instructions(live)),
+            instructions: Some(methods::instructions(live)),
             ttl_ms: Some(DISCOVER_TTL_MS),
             cache_scope: Some("public".into()),
             meta: Some(meta),
         };
         return reply(vec![encode(&Message::result(id, result))], false, use_sse);
     }
-    match router::answer(live, caller, &message, true, true, log).await {
+    match methods::answer(live, caller, &message, true, true, log).await {
         Some(encoded) => reply(vec![encoded], false, use_sse),
         None => refuse(
             StatusCode::NOT_FOUND,
