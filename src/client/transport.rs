@@ -19,9 +19,7 @@ use crate::client::param_headers::{self, ParamHeaders};
 use crate::client::sse;
 use crate::logging::trace;
 use crate::mcp::jsonrpc::{Id, Message};
-use crate::mcp::messages::{
-    CallToolParams, CallToolResult, Implementation, ListPromptsResult,
-};
+use crate::mcp::messages::{CallToolParams, CallToolResult, Implementation, ListPromptsResult};
 use crate::mcp::messages::{ListToolsResult, PageParams, Tool};
 use crate::mcp::{self, method};
 use crate::net;
@@ -30,8 +28,8 @@ use crate::validate::printable;
 mod era;
 mod raw;
 
-pub(crate) use era::{falls_back, with_meta_of};
 use era::with_meta;
+pub(crate) use era::{falls_back, with_meta_of};
 pub use raw::{MAX_RAW_REPLY_BYTES, RawRequest};
 
 /// Largest reply body accepted.
