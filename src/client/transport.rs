@@ -85,6 +85,13 @@ fn describe_refusal(error: &Option<String>, description: &Option<String>, scope:
     out
 }
 
+/// What a request was already retried for (see `McpClient::retry_once`).
+#[derive(Default)]
+struct Retried {
+    rate_limit: bool,
+    token: bool,
+}
+
 /// One header the client sends on every request; values are redacted in debug output.
 #[derive(Debug, Clone)]
 pub struct ExtraHeader {
@@ -264,36 +271,38 @@ impl McpClient {
     /// POST one message; for a request, the matching response (JSON body or SSE event). An
     /// OAuth access token the server refuses (401) is replaced by a freshly minted one, once.
     async fn exchange(&mut self, message: &Message, expect_id: Option<&Id>) -> Result<(Option<Message>, HeaderMap), ClientError> {
-        match self.exchange_authorized(message, expect_id).await {
-            // A rate limit that asks for a short pause: wait it out and try once more.
-            Err(ClientError::RateLimited { retry_after: Some(wait) }) if wait <= MAX_RETRY_AFTER => {
-                if self.debug {
-                    trace("!", &format!("rate limited; retrying once after {} s", wait.as_secs()));
-                }
-                tokio::time::sleep(wait).await;
-                self.exchange_authorized(message, expect_id).await
+        let mut retried = Retried::default();
+        loop {
+            match self.exchange_once(message, expect_id).await {
+                Err(e) if self.retry_once(&e, &mut retried).await => continue,
+                other => return other,
             }
-            other => other,
         }
     }
 
-    /// [`exchange`](Self::exchange) with the OAuth token replaced once when it is refused.
-    async fn exchange_authorized(
-        &mut self,
-        message: &Message,
-        expect_id: Option<&Id>,
-    ) -> Result<(Option<Message>, HeaderMap), ClientError> {
-        match self.exchange_once(message, expect_id).await {
-            Err(ClientError::Refused { status: 401, .. }) if self.oauth.is_some() => {
-                if let Some(oauth) = &self.oauth {
-                    oauth.invalidate().await;
+    /// Whether a failed attempt gets one more, after doing what makes it worth it: a rate limit
+    /// that asks for a short pause is waited out, a refused OAuth access token is replaced by a
+    /// fresh one. Each at most once per request (`retried`); shared with the relay's `send_raw`.
+    async fn retry_once(&self, e: &ClientError, retried: &mut Retried) -> bool {
+        match e {
+            ClientError::RateLimited { retry_after: Some(wait) } if *wait <= MAX_RETRY_AFTER && !retried.rate_limit => {
+                retried.rate_limit = true;
+                if self.debug {
+                    trace("!", &format!("rate limited; retrying once after {} s", wait.as_secs()));
                 }
+                tokio::time::sleep(*wait).await;
+                true
+            }
+            ClientError::Refused { status: 401, .. } if !retried.token => {
+                let Some(oauth) = &self.oauth else { return false };
+                retried.token = true;
+                oauth.invalidate().await;
                 if self.debug {
                     trace("!", "the server refused the access token; minting a new one and retrying once");
                 }
-                self.exchange_once(message, expect_id).await
+                true
             }
-            other => other,
+            _ => false,
         }
     }
 

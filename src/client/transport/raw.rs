@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
 
-use super::{ClientError, MAX_REPLY_BYTES, MAX_RETRY_AFTER, McpClient, rate_limited, redact_header, unreachable};
+use super::{ClientError, MAX_REPLY_BYTES, McpClient, Retried, rate_limited, redact_header, unreachable};
 use crate::client::challenge;
 use crate::logging::trace;
 use crate::mcp;
@@ -14,8 +14,8 @@ use crate::net;
 
 /// Raw exchanges for a relay (`client::bridge`): the caller owns the session and protocol
 /// version and decodes the reply itself; this adds the credentials (the fixed headers, `extra`
-/// ones the caller chose for this request, a fresh OAuth token) and re-mints an OAuth token
-/// once when the server refuses it (401).
+/// ones the caller chose for this request, a fresh OAuth token) and retries as the client's own
+/// requests do (a short rate limit, a refused OAuth token).
 impl McpClient {
     /// The MCP endpoint.
     pub fn url(&self) -> &str {
@@ -27,36 +27,12 @@ impl McpClient {
     /// carried a session as [`ClientError::SessionGone`], anything else as the response.
     /// `timeout` replaces the client's for this request (the GET stream lives long).
     pub async fn send_raw(&self, raw: &RawRequest<'_>, extra: &[(HeaderName, HeaderValue)]) -> Result<reqwest::Response, ClientError> {
-        match self.send_raw_authorized(raw, extra).await {
-            // A rate limit that asks for a short pause: wait it out and try once more.
-            Err(ClientError::RateLimited { retry_after: Some(wait) }) if wait <= MAX_RETRY_AFTER => {
-                if self.debug {
-                    trace("!", &format!("rate limited; retrying once after {} s", wait.as_secs()));
-                }
-                tokio::time::sleep(wait).await;
-                self.send_raw_authorized(raw, extra).await
+        let mut retried = Retried::default();
+        loop {
+            match self.send_raw_once(raw, extra).await {
+                Err(e) if self.retry_once(&e, &mut retried).await => continue,
+                other => return other,
             }
-            other => other,
-        }
-    }
-
-    /// [`send_raw`](Self::send_raw) with the OAuth token replaced once when it is refused.
-    async fn send_raw_authorized(
-        &self,
-        raw: &RawRequest<'_>,
-        extra: &[(HeaderName, HeaderValue)],
-    ) -> Result<reqwest::Response, ClientError> {
-        match self.send_raw_once(raw, extra).await {
-            Err(ClientError::Refused { status: 401, .. }) if self.oauth.is_some() => {
-                if let Some(oauth) = &self.oauth {
-                    oauth.invalidate().await;
-                }
-                if self.debug {
-                    trace("!", "the server refused the access token; minting a new one and retrying once");
-                }
-                self.send_raw_once(raw, extra).await
-            }
-            other => other,
         }
     }
 
