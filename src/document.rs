@@ -62,8 +62,11 @@ fn yaml_nesting(text: &str) -> usize {
                 Some(_) => {}
                 None => match c {
                     '#' if prev == ' ' || prev == '\t' => break,
-                    '"' | '\'' if flow > 0 && matches!(last, '[' | '{' | ',' | ':' | ' ') => quote = Some(c),
-                    '[' | '{' if flow > 0 || matches!(last, ' ' | ':' | '-' | '?' | ',') => flow += 1,
+                    // A quoted scalar begins after an indicator (in flow or block context alike).
+                    '"' | '\'' if matches!(last, '[' | '{' | ',' | ':' | ' ' | '-' | '?') => quote = Some(c),
+                    // Also after a tag or an anchor (`!!seq [`, `&a {`): any bracket after a
+                    // blank counts — counting one too many only refuses sooner.
+                    '[' | '{' if flow > 0 || prev == ' ' || prev == '\t' || matches!(last, ' ' | ':' | '-' | '?' | ',') => flow += 1,
                     ']' | '}' if flow > 0 => flow -= 1,
                     _ => {}
                 },
@@ -101,5 +104,12 @@ mod tests {
         assert!(parse(&deep, "x.yaml", 1 << 20).unwrap_err().to_string().contains("nested more than"));
         assert!(parse("{\"a\": 1}", "x.json", 1 << 20).is_ok());
         assert!(parse("a: 1\n", "x.yaml", 2).unwrap_err().to_string().contains("larger than"));
+        // Behind a tag or an anchor the brackets count too: the pre-scan refuses it (the parser,
+        // quadratic in depth, took 21 s on this and then failed with another message).
+        for prefix in ["!!seq ", "&a ", "!custom "] {
+            let deep = format!("a: {prefix}{}{}\n", "[".repeat(60_000), "]".repeat(60_000));
+            assert!(parse(&deep, "x.yaml", 1 << 20).unwrap_err().to_string().contains("nested more than"), "{prefix}");
+        }
+        assert_eq!(yaml_nesting("a: !!seq [[1]]\n"), 3);
     }
 }
