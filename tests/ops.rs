@@ -412,6 +412,19 @@ fn tls_flags_need_each_other_and_name_a_bad_file() {
     let out = p.env.cmd(&["serve", "p", "--port", "0", "--tls-cert", "/nonexistent/c.pem", "--tls-key"]).arg(&key_path).run();
     assert!(out.stderr.contains("/nonexistent/c.pem"), "{}", out.stderr);
     assert_clean_stderr(&out.stderr);
+
+    // A FIFO planted as the certificate is refused, not waited on (run() returns: no hang).
+    let fifo = dir.path().join("fifo.pem");
+    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+    let out = p.env.cmd(&["serve", "p", "--port", "0", "--tls-cert"]).arg(&fifo).arg("--tls-key").arg(&key_path).run();
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+
+    // A profile's configuration may not reach out of the folder with a relative path.
+    p.edit_config(|c| c["server"]["tls"] = json!({"cert": "../../outside/c.pem", "key": "k.pem"}));
+    let out = p.env.cmd(&["serve", "p", "--port", "0"]).run();
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("server.tls.cert") && out.stderr.contains("inside the profile folder"), "{}", out.stderr);
 }
 
 #[tokio::test]

@@ -112,6 +112,21 @@ impl Settings {
                 )
             })?),
         };
+        // A relative path stays inside the profile folder (which may come from a clone); an
+        // operator's certificate elsewhere (e.g. certbot's `live/`) is named by an absolute path.
+        if let Some(t) = &config.server.tls {
+            for (key, file) in [("cert", &t.cert), ("key", &t.key)] {
+                let p = Path::new(file);
+                let inside = p.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+                if file.is_empty() || !(p.is_absolute() || inside) {
+                    anyhow::bail!(
+                        "{}: server.tls.{key} {:?} must be a file inside the profile folder or an absolute path",
+                        path.display(),
+                        crate::validate::printable(file)
+                    );
+                }
+            }
+        }
         let tls = config.server.tls.as_ref().map(|t| (dir.join(&t.cert), dir.join(&t.key)));
         let rate_limit = match &config.security.rate_limit {
             Some(limit) => Some(

@@ -100,7 +100,17 @@ impl ResolvesServerCert for Certificates {
 
 fn read_capped(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so a FIFO planted as the certificate cannot hang start-up or the watcher;
+    // and only a regular file is read (links are followed: certbot's `live/` folder is links).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    if !file.metadata().with_context(|| format!("{}: cannot read", path.display()))?.is_file() {
+        bail!("{}: not a regular file", path.display());
+    }
     let mut bytes = Vec::new();
     file.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes).with_context(|| format!("{}: cannot read", path.display()))?;
     if bytes.len() as u64 > MAX_PEM_BYTES {
