@@ -568,6 +568,9 @@ async fn method_names_are_escaped_in_the_access_log() {
     let log = s.stop();
     assert!(!log.lines().any(|l| l.starts_with("2099-01-01")), "a forged log line:\n{log}");
     assert!(!log.contains('\u{1b}') && !log.contains('\u{202e}'), "raw controls in the log:\n{log:?}");
+    // Nor a forged field inside the real line: the method's spaces are escaped too.
+    assert!(!log.contains(" client=admin 200"), "a forged client field:\n{log}");
+    assert!(log.contains("forged\\u{20}client=admin"), "{log}");
 }
 
 #[tokio::test]

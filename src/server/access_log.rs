@@ -205,6 +205,9 @@ impl Line<'_> {
             }
             crate::logging::Format::Text => {
                 let p = crate::validate::printable;
+                // A field taken from the request is one word: an escaped space cannot start a
+                // forged `client=… 200` inside the line.
+                let word = |s: &str| p(s).replace(' ', "\\u{20}");
                 let info = match self.client_info {
                     Some((name, version)) => format!(" client_info={}/{}", p(&name.replace(' ', "_")), p(&version.replace(' ', "_"))),
                     None => String::new(),
@@ -213,10 +216,10 @@ impl Line<'_> {
                 log_line(&format!(
                     "{} {} {} {} client={} {} {:.2}ms{info}{refused}",
                     self.method,
-                    p(self.path),
-                    p(rpc),
-                    p(tool),
-                    p(client),
+                    word(self.path),
+                    word(rpc),
+                    word(tool),
+                    word(client),
                     self.status,
                     self.latency_ms
                 ));
