@@ -81,6 +81,11 @@ fn sa_tokens_jwt_reads_without_minting_and_refuses_expired_or_revoked() {
     assert_eq!(env.run(&["sa-tokens", "p", "--jwt"]).code, 2);
     // Unknown: exit 2.
     assert_refused(&env.run(&["sa-tokens", "p", "--name", "ghost", "--jwt"]), 2, &["ghost"]);
+    // A planted file: the right token followed by terminal escapes and a second line is not
+    // printed (it would reach the terminal, or a script's $(…), as is).
+    env.replace("p", "sa/ci-bot.jwt", format!("{stored}\u{1b}]0;PWNED\u{7}\n$(id)\n").as_bytes());
+    assert_refused(&env.run(&["sa-tokens", "p", "--name", "ci-bot", "--jwt"]), 1, &["does not hold the token"]);
+    env.replace("p", "sa/ci-bot.jwt", stored.as_bytes());
 
     // Expired: exit 3 with a hint to mint a new one.
     env.edit_profile("p", |doc| {

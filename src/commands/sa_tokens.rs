@@ -116,7 +116,9 @@ fn print_jwt(session: &Session, name: &str, now: chrono::DateTime<chrono::Utc>) 
     let path = session.layout.file(&entry.filename);
     let jwt = session.dir.read_text(&entry.filename)?.trim().to_owned();
     let jti = crate::token::decode_unverified(&jwt).and_then(|(_, claims)| claims.get("jti").and_then(|j| j.as_str().map(str::to_owned)));
-    if jti.as_deref() != Some(entry.jti.as_str()) {
+    // Printed as is, so nothing but the three base64url segments of a JWT (a planted file could
+    // hold terminal escapes or a second line after them).
+    if !crate::token::is_jwt(&jwt) || jti.as_deref() != Some(entry.jti.as_str()) {
         return Err(Failure::error(format!(
             "{}: does not hold the token profile.json lists for {name} (jti {})",
             path.display(),

@@ -67,12 +67,9 @@ impl std::fmt::Debug for Introspector {
     }
 }
 
-/// Whether `token` looks like a JWS compact serialization: three non-empty base64url segments.
-/// Anything else is opaque and goes to introspection.
-pub fn is_jwt(token: &str) -> bool {
-    let segments: Vec<&str> = token.split('.').collect();
-    segments.len() == 3 && segments.iter().all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-}
+/// Whether `token` is a JWT (`token::is_jwt`); anything else is opaque and goes to
+/// introspection.
+pub use crate::token::is_jwt;
 
 impl Introspector {
     pub fn new(endpoint: String, client_id: Option<String>, client_secret: Option<String>) -> Self {

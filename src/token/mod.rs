@@ -79,5 +79,12 @@ pub fn format_time(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// Whether `token` looks like a JWS compact serialization: three non-empty base64url segments
+/// (no blank, control character or anything else a terminal or a header would interpret).
+pub fn is_jwt(token: &str) -> bool {
+    let segments: Vec<&str> = token.split('.').collect();
+    segments.len() == 3 && segments.iter().all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
 #[cfg(test)]
 mod tests;
