@@ -15,16 +15,6 @@ use crate::mcp::{self, LATEST_VERSION, method};
 use crate::validate::printable;
 
 impl McpClient {
-    /// Whether the server speaks the stateless revision (after [`McpClient::initialize`]).
-    pub fn is_modern(&self) -> bool {
-        self.modern
-    }
-
-    /// The protocol version in use (after [`McpClient::initialize`]).
-    pub fn protocol_version(&self) -> Option<&str> {
-        if self.modern { Some(mcp::MODERN_VERSION) } else { self.version.as_deref() }
-    }
-
     /// Learn what the server speaks: `server/discover` in the stateless revision first, and the
     /// `initialize` handshake when the server's answer is not a recognized modern one (the
     /// transport specification's backward-compatibility rule). The era found is kept, so a
